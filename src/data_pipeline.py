@@ -1,0 +1,285 @@
+"""The data stages: fetch articles, generate Q&A pairs from them, split the pairs.
+
+    python src/data_pipeline.py fetch --output data/raw/articles.jsonl
+    python src/data_pipeline.py generate --input data/raw/articles.jsonl --output data/processed/qa_pairs.jsonl
+    python src/data_pipeline.py split --input data/processed/qa_pairs.jsonl --output-dir data/splits
+
+Flags override params.yaml; params.yaml gives the defaults. No torch here: these stages start fast.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from sklearn.model_selection import train_test_split
+
+import utils
+from question_templates import questions_for
+from utils import DOMAINS, UserError
+
+ARTICLE_FIELDS = {"id": str, "title": str, "domain": str, "url": str, "lead": str, "sections": list}
+QA_FIELDS = {"id": str, "fact_id": str, "domain": str, "title": str, "section": str, "question": str, "answer": str}
+DANGLING_STARTS = {"it", "its", "it's", "this", "these", "those", "they", "their", "them", "he", "she", "his", "her", "such"}
+
+
+# ---------------------------------------------------------------- fetch
+
+def slugify(text: str) -> str:
+    """'Halley's Comet' -> 'halley-s-comet'"""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def parse_snapshot_article(path: Path, domain: str) -> dict[str, Any]:
+    """Read one Markdown article of the offline corpus into an article record.
+
+    Format: '# Title', a lead paragraph, then '## Heading' sections of plain text.
+    """
+    lines = path.read_text(encoding="utf-8").splitlines()
+    if not lines or not lines[0].startswith("# "):
+        raise UserError(f"{path}:1: expected '# Title' on the first line")
+    title = lines[0][2:].strip()
+    lead: list[str] = []
+    sections: list[dict[str, str]] = []
+    for line_no, line in enumerate(lines[1:], start=2):
+        if line.startswith("## "):
+            sections.append({"heading": line[3:].strip(), "text": ""})
+        elif line.startswith("#"):
+            raise UserError(f"{path}:{line_no}: only '# Title' and '## Section' headings are allowed")
+        elif line.strip():
+            part = line.strip()
+            if sections:
+                sections[-1]["text"] = f"{sections[-1]['text']} {part}".strip()
+            else:
+                lead.append(part)
+    if not lead or not sections:
+        raise UserError(f"{path}: an article needs a lead paragraph and at least one '## ' section")
+    return {
+        "id": f"{domain}/{slugify(title)}",
+        "title": title,
+        "domain": domain,
+        "url": f"snapshot:{path.as_posix()}",
+        "lead": " ".join(lead),
+        "sections": sections,
+    }
+
+
+def topic_list(params: dict[str, Any]) -> list[tuple[str, str]]:
+    """The (domain, title) pairs of params.yaml's fetch.topics, checked."""
+    topics = utils.require(params, "topics", dict, "params.yaml: fetch")
+    pairs = []
+    for domain, titles in topics.items():
+        if domain not in DOMAINS:
+            raise UserError(f"params.yaml: fetch.topics: unknown domain '{domain}' (expected one of {', '.join(DOMAINS)})")
+        if not isinstance(titles, list) or not all(isinstance(t, str) for t in titles):
+            raise UserError(f"params.yaml: fetch.topics.{domain} must be a list of titles")
+        pairs.extend((domain, title) for title in titles)
+    return pairs
+
+
+def fetch_snapshot(topics: list[tuple[str, str]], snapshot_dir: Path) -> list[dict[str, Any]]:
+    """Load the listed topics from the committed corpus (no network)."""
+    by_title: dict[tuple[str, str], dict[str, Any]] = {}
+    for domain in {d for d, _ in topics}:
+        for path in sorted((snapshot_dir / domain).glob("*.md")):
+            article = parse_snapshot_article(path, domain)
+            by_title[(domain, article["title"])] = article
+    missing = [f"{d}/{t}" for d, t in topics if (d, t) not in by_title]
+    if missing:
+        raise UserError(f"params.yaml: fetch.topics: not in the snapshot {snapshot_dir}: {', '.join(missing[:5])}")
+    return [by_title[topic] for topic in topics]
+
+
+def fetch(output: Path, params: dict[str, Any]) -> None:
+    source = utils.require(params, "source", str, "params.yaml: fetch")
+    topics = topic_list(params)
+    if source == "snapshot":
+        articles = fetch_snapshot(topics, Path(utils.require(params, "snapshot_dir", str, "params.yaml: fetch")))
+    elif source == "wikipedia":
+        import wikipedia  # only this source needs requests and lxml
+
+        try:
+            articles = wikipedia.fetch_articles(
+                topics,
+                base_url=utils.require(params, "base_url", str, "params.yaml: fetch"),
+                cache_dir=Path(utils.require(params, "cache_dir", str, "params.yaml: fetch")),
+                user_agent=utils.require(params, "user_agent", str, "params.yaml: fetch"),
+                timeout=utils.require(params, "timeout", float, "params.yaml: fetch"),
+                max_retries=utils.require(params, "max_retries", int, "params.yaml: fetch"),
+            )
+        except wikipedia.FetchError as err:
+            raise UserError(str(err)) from None
+    else:
+        raise UserError(f"params.yaml: fetch.source: unknown source '{source}' (expected snapshot or wikipedia)")
+    utils.write_jsonl(output, articles)
+    print(f"fetch: {len(articles)} articles from {source} -> {output}")
+
+
+# ---------------------------------------------------------------- generate
+
+def read_articles(path: Path) -> list[dict[str, Any]]:
+    """Read and check article records (naming file:line on any problem)."""
+    articles = utils.read_jsonl(path)
+    for line_no, article in enumerate(articles, start=1):
+        utils.check_record(article, ARTICLE_FIELDS, f"{path}:{line_no}")
+        for section in article["sections"]:
+            if not isinstance(section, dict) or not isinstance(section.get("heading"), str) or not isinstance(section.get("text"), str):
+                raise UserError(f"{path}:{line_no}: each section needs string keys 'heading' and 'text'")
+    return articles
+
+
+def subject_of(article: dict[str, Any]) -> str:
+    """How questions name the subject: from the lead's 'X is ...', else the bare title.
+
+    'The heart is a muscular organ ...' -> 'the heart';  'Mercury (planet)' -> 'Mercury'
+    """
+    match = re.match(r"^(.{2,60}?) (?:is|are|was) ", article["lead"])
+    if match and len(match.group(1).split()) <= 6:
+        subject = match.group(1)
+        first, _, rest = subject.partition(" ")
+        return f"{first.lower()} {rest}" if first in ("The", "A", "An") and rest else subject
+    return re.sub(r"\s*\(.*?\)", "", article["title"])
+
+
+def make_answer(text: str, max_words: int) -> tuple[str | None, str]:
+    """The first 2-4 sentences of `text` (within max_words), or None and why not."""
+    sentences = utils.split_sentences(text)
+    if len(sentences) < 2:
+        return None, "too_few_sentences"
+    first_word = re.sub(r"[^a-z']", "", sentences[0].split()[0].lower())
+    if first_word in DANGLING_STARTS:
+        return None, "dangling_pronoun"
+    answer = sentences[:2]
+    for sentence in sentences[2:4]:
+        if len(" ".join(answer + [sentence]).split()) > max_words:
+            break
+        answer.append(sentence)
+    if len(" ".join(answer).split()) > max_words:
+        return None, "too_long"
+    return " ".join(answer), "kept"
+
+
+def generate_pairs(articles: list[dict[str, Any]], max_words: int) -> tuple[list[dict[str, Any]], Counter]:
+    """One fact per lead and per section; several question phrasings share its fact_id."""
+    pairs, summary, seen = [], Counter(), set()
+    for article in articles:
+        subject = subject_of(article)
+        parts = [("Lead", article["lead"])] + [(s["heading"], s["text"]) for s in article["sections"]]
+        for heading, text in parts:
+            questions = questions_for(article["domain"], heading, subject)
+            if not questions:
+                summary["unknown_heading"] += 1
+                continue
+            answer, reason = make_answer(text, max_words)
+            summary[reason] += 1
+            if answer is None:
+                continue
+            fact_id = f"{article['id']}#{slugify(heading)}"
+            for n, question in enumerate(questions):
+                if question.lower() in seen:
+                    summary["duplicate_question"] += 1
+                    continue
+                seen.add(question.lower())
+                pairs.append({
+                    "id": f"{fact_id}/{n}", "fact_id": fact_id, "domain": article["domain"],
+                    "title": article["title"], "section": heading, "question": question, "answer": answer,
+                })
+    summary["pairs"] = len(pairs)
+    return pairs, summary
+
+
+def generate(input_path: Path, output: Path, params: dict[str, Any]) -> None:
+    max_words = utils.require(params, "max_answer_words", int, "params.yaml: generate")
+    pairs, summary = generate_pairs(read_articles(input_path), max_words)
+    utils.write_jsonl(output, pairs)
+    summary_path = output.with_name("generate_summary.json")
+    utils.write_json(summary_path, dict(sorted(summary.items())))
+    print(f"generate: {len(pairs)} pairs -> {output}; facts kept/dropped: {dict(sorted(summary.items()))}")
+
+
+# ---------------------------------------------------------------- split
+
+def check_sizes(sizes: dict[str, float]) -> None:
+    for name, size in sizes.items():
+        if not isinstance(size, (int, float)) or not 0 < size < 1:
+            raise UserError(f"split: {name} must be a number between 0 and 1, got {size!r}")
+    if abs(sum(sizes.values()) - 1.0) > 1e-6:
+        raise UserError(f"split: train_size + val_size + test_size must be 1, got {sum(sizes.values()):.4g}")
+
+
+def split_pairs(pairs: list[dict[str, Any]], sizes: dict[str, float], seed: int) -> dict[str, list[dict[str, Any]]]:
+    """Split by fact (so no paraphrase leaks across splits), stratified by domain."""
+    fact_domain = {p["fact_id"]: p["domain"] for p in pairs}
+    facts = sorted(fact_domain)
+    domains = [fact_domain[f] for f in facts]
+    train_facts, rest, _, rest_domains = train_test_split(
+        facts, domains, train_size=sizes["train_size"], stratify=domains, random_state=seed
+    )
+    val_share = sizes["val_size"] / (sizes["val_size"] + sizes["test_size"])
+    val_facts, test_facts = train_test_split(rest, train_size=val_share, stratify=rest_domains, random_state=seed)
+    split_of = {f: "train" for f in train_facts} | {f: "val" for f in val_facts} | {f: "test" for f in test_facts}
+    splits: dict[str, list[dict[str, Any]]] = {"train": [], "val": [], "test": []}
+    for pair in pairs:
+        splits[split_of[pair["fact_id"]]].append(pair)
+    return splits
+
+
+def split(input_path: Path, output_dir: Path, sizes: dict[str, float], seed: int) -> None:
+    check_sizes(sizes)
+    pairs = utils.read_jsonl(input_path)
+    for line_no, pair in enumerate(pairs, start=1):
+        utils.check_record(pair, QA_FIELDS, f"{input_path}:{line_no}")
+    try:
+        splits = split_pairs(pairs, sizes, seed)
+    except ValueError as err:  # e.g. too few facts per domain to stratify
+        raise UserError(f"{input_path}: cannot split: {err}") from None
+    for name, records in splits.items():
+        utils.write_jsonl(output_dir / f"{name}.jsonl", records)
+    print("split: " + ", ".join(f"{name} {len(r)}" for name, r in splits.items()) + f" -> {output_dir}")
+
+
+# ---------------------------------------------------------------- command line
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser("fetch", help="collect articles (offline snapshot or Wikipedia)")
+    p.add_argument("--output", default="data/raw/articles.jsonl")
+    p.add_argument("--source", choices=["snapshot", "wikipedia"], help="overrides fetch.source")
+
+    p = commands.add_parser("generate", help="turn articles into question/answer pairs")
+    p.add_argument("--input", default="data/raw/articles.jsonl")
+    p.add_argument("--output", default="data/processed/qa_pairs.jsonl")
+    p.add_argument("--max-answer-words", type=int, help="overrides generate.max_answer_words")
+
+    p = commands.add_parser("split", help="split pairs into train/val/test by fact")
+    p.add_argument("--input", default="data/processed/qa_pairs.jsonl")
+    p.add_argument("--output-dir", default="data/splits")
+    for name in ("train", "val", "test"):
+        p.add_argument(f"--{name}-size", type=float, help=f"overrides split.{name}_size")
+    p.add_argument("--seed", type=int, help="overrides split.seed")
+
+    args = parser.parse_args()
+    params = utils.load_params(args.command, args.params)
+    if args.command == "fetch":
+        params["source"] = args.source or params.get("source")
+        fetch(Path(args.output), params)
+    elif args.command == "generate":
+        if args.max_answer_words is not None:
+            params["max_answer_words"] = args.max_answer_words
+        generate(Path(args.input), Path(args.output), params)
+    else:
+        sizes = {}
+        for name in ("train", "val", "test"):
+            flag = getattr(args, f"{name}_size")
+            sizes[f"{name}_size"] = flag if flag is not None else utils.require(params, f"{name}_size", float, "params.yaml: split")
+        seed = args.seed if args.seed is not None else utils.require(params, "seed", int, "params.yaml: split")
+        split(Path(args.input), Path(args.output_dir), sizes, seed)
+
+
+if __name__ == "__main__":
+    utils.run_cli(main)

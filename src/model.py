@@ -1,0 +1,199 @@
+"""A tiny decoder-only transformer (GPT-style), small enough to read in ten minutes.
+
+ids (B, T) -> token + position embeddings -> num_layers x Block -> LayerNorm -> logits (B, T, V)
+
+Each Block is pre-norm: x + attention(norm(x)), then x + feed_forward(norm(x)).
+Attention is causal: position t only sees positions <= t, so the model learns to
+predict the next token. The output layer shares its weights with the token embedding
+(weight tying), which saves vocab_size * emb_dim parameters.
+
+This file imports nothing from the project, so it can be read and reused on its own.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+KVCache = list[tuple[torch.Tensor, torch.Tensor]]  # one (keys, values) pair per layer
+
+
+@dataclass
+class ModelConfig:
+    vocab_size: int = 4096
+    max_seq_len: int = 160  # longest sequence the model can see (question + answer)
+    emb_dim: int = 256
+    num_layers: int = 4
+    num_heads: int = 4
+    dropout: float = 0.0
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head attention where each position attends only to itself and the past."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        assert config.emb_dim % config.num_heads == 0, "emb_dim must be divisible by num_heads"
+        self.num_heads = config.num_heads
+        self.qkv = nn.Linear(config.emb_dim, 3 * config.emb_dim, bias=False)
+        self.proj = nn.Linear(config.emb_dim, config.emb_dim, bias=False)
+        self.dropout = config.dropout
+
+    def forward(self, x: torch.Tensor, cache: tuple[torch.Tensor, torch.Tensor] | None = None):
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).split(C, dim=2)
+        # (B, T, C) -> (B, nh, T, hs): each head works on its own slice of the channels
+        q, k, v = (t.view(B, T, self.num_heads, C // self.num_heads).transpose(1, 2) for t in (q, k, v))
+        if cache is not None:
+            # Decoding one new token: it may attend to every cached (earlier) position.
+            k = torch.cat([cache[0], k], dim=2)
+            v = torch.cat([cache[1], v], dim=2)
+        y = F.scaled_dot_product_attention(
+            q, k, v, is_causal=cache is None, dropout_p=self.dropout if self.training else 0.0
+        )
+        y = y.transpose(1, 2).contiguous().view(B, T, C)  # re-join the heads
+        return self.proj(y), (k, v)
+
+
+class FeedForward(nn.Module):
+    """SwiGLU feed-forward (as in LLaMA): a gated MLP applied to each position separately."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        hidden = 4 * config.emb_dim
+        self.gate = nn.Linear(config.emb_dim, hidden, bias=False)
+        self.up = nn.Linear(config.emb_dim, hidden, bias=False)
+        self.down = nn.Linear(hidden, config.emb_dim, bias=False)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.down(F.silu(self.gate(x)) * self.up(x)))
+
+
+class Block(nn.Module):
+    """One transformer layer: attention mixes positions, the feed-forward mixes channels."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(config.emb_dim)
+        self.attn = CausalSelfAttention(config)
+        self.norm2 = nn.LayerNorm(config.emb_dim)
+        self.ff = FeedForward(config)
+
+    def forward(self, x: torch.Tensor, cache=None):
+        attn_out, new_cache = self.attn(self.norm1(x), cache)
+        x = x + attn_out
+        x = x + self.ff(self.norm2(x))
+        return x, new_cache
+
+
+class MiniTransformer(nn.Module):
+    """The language model: token ids in, next-token logits out."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.tok_emb = nn.Embedding(config.vocab_size, config.emb_dim)
+        self.pos_emb = nn.Embedding(config.max_seq_len, config.emb_dim)
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.num_layers))
+        self.norm = nn.LayerNorm(config.emb_dim)
+        self.lm_head = nn.Linear(config.emb_dim, config.vocab_size, bias=False)
+        self.apply(self._init_weights)
+        self.lm_head.weight = self.tok_emb.weight  # weight tying (after init, so both use the embedding's init)
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        # Xavier keeps activations at a similar scale through every linear layer;
+        # small normal embeddings start all tokens near each other.
+        if isinstance(module, nn.Linear):
+            nn.init.xavier_uniform_(module.weight)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def num_params(self) -> int:
+        """Number of trainable parameters (the tied output layer is counted once)."""
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(self, ids: torch.Tensor, cache: KVCache | None = None, start_pos: int = 0):
+        """ids (B, T) -> logits (B, T, vocab_size).
+
+        With `cache` (a list that this call fills in), the model also returns the keys and
+        values of every layer, so the next call only has to process the newest token.
+        """
+        B, T = ids.shape
+        if start_pos + T > self.config.max_seq_len:
+            raise ValueError(f"sequence of {start_pos + T} tokens exceeds max_seq_len={self.config.max_seq_len}")
+        positions = torch.arange(start_pos, start_pos + T, device=ids.device)
+        x = self.drop(self.tok_emb(ids) + self.pos_emb(positions))  # (B, T, C)
+        for i, block in enumerate(self.blocks):
+            layer_cache = cache[i] if cache is not None and i < len(cache) else None
+            x, new_layer_cache = block(x, layer_cache)
+            if cache is not None:
+                cache[i:i + 1] = [new_layer_cache]
+        return self.lm_head(self.norm(x))
+
+    @torch.no_grad()
+    def generate(
+        self,
+        prompt: list[int],
+        max_new_tokens: int,
+        stop_id: int | None = None,
+        temperature: float = 0.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        use_cache: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> list[int]:
+        """Continue `prompt` token by token; return only the new tokens.
+
+        temperature 0 means greedy (always the most likely token). Stops at `stop_id`
+        (not included in the result), after max_new_tokens, or at max_seq_len.
+        """
+        device = self.tok_emb.weight.device
+        ids = torch.tensor([prompt], dtype=torch.long, device=device)
+        budget = min(max_new_tokens, self.config.max_seq_len - len(prompt))
+        cache: KVCache | None = [] if use_cache else None
+        new_tokens: list[int] = []
+        next_input, start_pos = ids, 0
+        for _ in range(budget):
+            if use_cache:
+                logits = self(next_input, cache=cache, start_pos=start_pos)
+                start_pos += next_input.shape[1]
+            else:
+                logits = self(ids)  # recompute the whole sequence every step
+            next_id = sample_next(logits[0, -1].float(), temperature, top_k, top_p, generator)
+            if next_id == stop_id:
+                break
+            new_tokens.append(next_id)
+            next_input = torch.tensor([[next_id]], device=device)
+            ids = torch.cat([ids, next_input], dim=1)
+        return new_tokens
+
+
+def sample_next(
+    logits: torch.Tensor,
+    temperature: float = 0.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    generator: torch.Generator | None = None,
+) -> int:
+    """Pick the next token id from one position's logits (V,)."""
+    if temperature <= 0:
+        return int(torch.argmax(logits))
+    logits = logits / temperature
+    if top_k is not None:
+        kth_best = torch.topk(logits, min(top_k, logits.numel())).values[-1]
+        logits = logits.masked_fill(logits < kth_best, float("-inf"))
+    if top_p is not None:
+        # Keep the smallest set of tokens whose probabilities add up to top_p.
+        sorted_logits, order = torch.sort(logits, descending=True)
+        cumulative = torch.cumsum(F.softmax(sorted_logits, dim=-1), dim=-1)
+        drop = cumulative - F.softmax(sorted_logits, dim=-1) >= top_p  # always keeps the best token
+        logits = logits.masked_fill(torch.zeros_like(drop).scatter(0, order, drop), float("-inf"))
+    probs = F.softmax(logits, dim=-1)
+    return int(torch.multinomial(probs, 1, generator=generator))

@@ -1,0 +1,61 @@
+"""The question/answer format the model learns, and answering a question with a trained model.
+
+A Q&A example is laid out as
+
+    <|question|> What does the tiger eat? <|answer|> Tigers are carnivores ... <|endoftext|>
+
+and the model is trained to produce only the part after <|answer|>. Shared by train, eval and ask.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from model import MiniTransformer, ModelConfig
+from tokenizer import Tokenizer
+
+QUESTION, ANSWER, END = "<|question|>", "<|answer|>", "<|endoftext|>"
+Example = tuple[list[int], list[int]]  # (token ids, loss mask)
+
+
+def encode_prompt(tokenizer: Tokenizer, question: str) -> list[int]:
+    """Token ids of the prompt: the model continues it with the answer."""
+    return [tokenizer.special_id(QUESTION)] + tokenizer.encode(" " + question.strip()) + [tokenizer.special_id(ANSWER)]
+
+
+def encode_example(tokenizer: Tokenizer, question: str, answer: str) -> tuple[list[int], list[int]]:
+    """(ids, loss_mask): the mask is 1 on the answer and the end token, 0 on the prompt."""
+    prompt = encode_prompt(tokenizer, question)
+    target = tokenizer.encode(" " + answer.strip()) + [tokenizer.special_id(END)]
+    return prompt + target, [0] * len(prompt) + [1] * len(target)
+
+
+def to_batch(examples: list[Example], pad_id: int, device: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Pad a list of examples into (inputs, targets, loss mask), each (B, T)."""
+    width = max(len(ids) for ids, _ in examples) - 1
+    inputs = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    targets = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(examples), width))
+    for row, (ids, loss_mask) in enumerate(examples):
+        n = len(ids) - 1
+        inputs[row, :n] = torch.tensor(ids[:-1])
+        targets[row, :n] = torch.tensor(ids[1:])
+        mask[row, :n] = torch.tensor(loss_mask[1:], dtype=torch.float)
+    return inputs.to(device), targets.to(device), mask.to(device)
+
+
+def load_model(checkpoint: str | Path, device: str = "cpu") -> tuple[MiniTransformer, Tokenizer]:
+    """Load a checkpoint written by train.py (weights only: no code is unpickled)."""
+    state = torch.load(checkpoint, map_location=device, weights_only=True)
+    model = MiniTransformer(ModelConfig(**state["config"]))
+    model.load_state_dict(state["model"])
+    model.to(device).eval()
+    return model, Tokenizer.load(state["tokenizer"])
+
+
+def answer(model: MiniTransformer, tokenizer: Tokenizer, question: str, max_new_tokens: int = 110, **sampling) -> str:
+    """Generate the model's answer to one question (greedy unless sampling options are given)."""
+    prompt = encode_prompt(tokenizer, question)
+    new_ids = model.generate(prompt, max_new_tokens, stop_id=tokenizer.special_id(END), **sampling)
+    return tokenizer.decode(new_ids).strip()

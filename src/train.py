@@ -1,0 +1,230 @@
+"""The train stage: teach the model the articles, and how to answer questions about them.
+
+    python src/train.py
+
+One shuffled stream mixes two kinds of example, each its own row (never packed together,
+so two paraphrases of one fact never share a window):
+  - article chunks, "Jupiter (Orbit): Jupiter orbits the Sun ...", with loss on every token;
+  - training Q&A pairs in the format of qa.py, with loss on the answer tokens only.
+Seeing each fact in the articles AND seeing how questions map to article sections is what
+lets the model answer questions about facts whose Q&A pairs it never saw (the test split).
+Keeps the checkpoint with the best validation loss; writes metrics/train.json and
+plots/train_loss.csv.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import random
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+import utils
+from data_pipeline import read_articles
+from model import MiniTransformer, ModelConfig
+from qa import END, Example, encode_example, to_batch
+from tokenizer import Tokenizer
+
+# ---------------------------------------------------------------- data
+
+def article_chunks(article: dict[str, Any], tokenizer: Tokenizer, max_len: int, shuffle: random.Random | None) -> list[Example]:
+    """Cut each part of an article into chunks that fit the context, each headed by the
+    article's title and section, so every fact sits next to the name it is about."""
+    end = tokenizer.special_id(END)
+    parts = [("Lead", article["lead"])] + [(s["heading"], s["text"]) for s in article["sections"]]
+    chunks = []
+    for heading, text in parts:
+        sentences = utils.split_sentences(text)
+        if shuffle is not None:
+            shuffle.shuffle(sentences)
+        header = tokenizer.encode(f"{article['title']} ({heading}):")
+        ids = list(header)
+        for sentence in sentences:
+            piece = tokenizer.encode(" " + sentence)
+            if len(ids) + len(piece) + 1 > max_len and len(ids) > len(header):
+                chunks.append(ids + [end])
+                ids = list(header)
+            ids.extend(piece)
+        chunks.append(ids + [end])
+    chunks = [ids[: max_len - 1] + [end] if len(ids) > max_len else ids for ids in chunks]  # a sentence too long for the context
+    return [(ids, [1] * len(ids)) for ids in chunks]
+
+
+def build_examples(articles: list[dict], pairs: list[dict], tokenizer: Tokenizer, params: dict, max_len: int) -> list[Example]:
+    """The training stream: article chunks and Q&A pairs, repeated as params say."""
+    rng = random.Random(params["seed"])
+    examples: list[Example] = []
+    for article in articles:
+        examples += article_chunks(article, tokenizer, max_len, None) * params["article_repeats"]
+        if params["shuffle_sentences"]:
+            examples += article_chunks(article, tokenizer, max_len, rng)
+    for pair in pairs:
+        ids, mask = encode_example(tokenizer, pair["question"], pair["answer"])
+        examples += [(ids[:max_len], mask[:max_len])] * params["qa_repeats"]
+    return examples
+
+
+def batches_forever(examples: list[Example], batch_size: int, seed: int, pad_id: int, device: str) -> Iterator:
+    """Endless batches: a fresh seeded shuffle of all examples on every pass."""
+    rng = random.Random(seed)
+    while True:
+        order = list(range(len(examples)))
+        rng.shuffle(order)
+        for start in range(0, len(order) - batch_size + 1, batch_size):
+            yield to_batch([examples[i] for i in order[start:start + batch_size]], pad_id, device)
+
+
+# ---------------------------------------------------------------- optimisation
+
+def masked_loss(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over the tokens where mask is 1 (0, not NaN, if there are none)."""
+    per_token = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), reduction="none")
+    return (per_token * mask.flatten()).sum() / mask.sum().clamp(min=1)
+
+
+def lr_at(step: int, params: dict) -> float:
+    """Linear warmup, then cosine decay from lr to min_lr at max_steps."""
+    if step < params["warmup_steps"]:
+        return params["lr"] * (step + 1) / params["warmup_steps"]
+    progress = (step - params["warmup_steps"]) / max(1, params["max_steps"] - params["warmup_steps"])
+    return params["min_lr"] + 0.5 * (params["lr"] - params["min_lr"]) * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def make_optimizer(model: MiniTransformer, params: dict) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices only (not on norms and biases)."""
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": params["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=params["lr"], betas=(0.9, 0.95))
+
+
+def autocast(device: str, enabled: bool):
+    """bfloat16 mixed precision where it helps (CUDA, recent CPUs); a no-op elsewhere."""
+    device_type = "cuda" if device == "cuda" else "cpu"
+    return torch.autocast(device_type, dtype=torch.bfloat16, enabled=enabled and device in ("cuda", "cpu"))
+
+
+@torch.no_grad()
+def evaluate(model: MiniTransformer, batches: list, device: str, bf16: bool) -> float:
+    model.eval()
+    losses = []
+    for inputs, targets, mask in batches:
+        with autocast(device, bf16):
+            losses.append(masked_loss(model(inputs), targets, mask).item())
+    model.train()
+    return sum(losses) / len(losses)
+
+
+# ---------------------------------------------------------------- main
+
+TRAIN_KEYS = {
+    "seed": int, "max_steps": int, "batch_size": int, "lr": float, "min_lr": float, "warmup_steps": int,
+    "weight_decay": float, "grad_clip": float, "eval_interval": int, "eval_batches": int,
+    "qa_repeats": int, "article_repeats": int, "shuffle_sentences": bool, "bf16": bool,
+}
+
+
+def read_params(path: str) -> tuple[dict, dict]:
+    train = utils.load_params("train", path)
+    params = {key: utils.require(train, key, kind, "params.yaml: train") for key, kind in TRAIN_KEYS.items()}
+    model_section = utils.load_params("model", path)
+    model_keys = {"max_seq_len": int, "emb_dim": int, "num_layers": int, "num_heads": int, "dropout": float}
+    model_params = {key: utils.require(model_section, key, kind, "params.yaml: model") for key, kind in model_keys.items()}
+    if model_params["emb_dim"] % model_params["num_heads"]:
+        raise utils.UserError("params.yaml: model.emb_dim must be divisible by model.num_heads")
+    return params, model_params
+
+
+def train(args: argparse.Namespace) -> None:
+    params, model_params = read_params(args.params)
+    utils.seed_everything(params["seed"])
+    device = utils.pick_device()
+    tokenizer = Tokenizer.load(args.tokenizer)
+    config = ModelConfig(vocab_size=tokenizer.vocab_size, **model_params)
+    max_len = config.max_seq_len + 1  # inputs and targets are shifted by one
+    pad_id = tokenizer.special_id(END)
+
+    articles = read_articles(Path(args.articles))
+    train_examples = build_examples(articles, utils.read_jsonl(args.train), tokenizer, params, max_len)
+    val_examples = [encode_example(tokenizer, p["question"], p["answer"]) for p in utils.read_jsonl(args.val)]
+    val_examples = [(ids[:max_len], mask[:max_len]) for ids, mask in val_examples]
+    val_batches = [to_batch(val_examples[i:i + params["batch_size"]], pad_id, device)
+                   for i in range(0, len(val_examples), params["batch_size"])][: params["eval_batches"]]
+    if len(train_examples) < params["batch_size"] or not val_batches:
+        raise utils.UserError(f"{args.train}: too few examples for batch_size {params['batch_size']} (or empty {args.val})")
+
+    model = MiniTransformer(config).to(device)
+    optimizer = make_optimizer(model, params)
+    batches = batches_forever(train_examples, params["batch_size"], params["seed"], pad_id, device)
+    print(f"train: {model.num_params() / 1e6:.2f}M parameters, {len(train_examples)} examples, device {device}")
+
+    history, best_val, window_losses, tokens_seen = [], float("inf"), [], 0
+    start = time.perf_counter()
+    progress = tqdm(range(params["max_steps"]), desc="train", mininterval=2.0)
+    for step in progress:
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, params)
+        inputs, targets, mask = next(batches)
+        with autocast(device, params["bf16"]):
+            loss = masked_loss(model(inputs), targets, mask)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), params["grad_clip"])
+        optimizer.step()
+        window_losses.append(loss.item())
+        tokens_seen += inputs.numel()
+        progress.set_postfix(loss=f"{loss.item():.3f}", tok_s=f"{tokens_seen / (time.perf_counter() - start):.0f}")
+        if (step + 1) % params["eval_interval"] == 0 or step + 1 == params["max_steps"]:
+            val_loss = evaluate(model, val_batches, device, params["bf16"])
+            history.append({"step": step + 1, "train_loss": sum(window_losses) / len(window_losses), "val_loss": val_loss})
+            window_losses = []
+            if val_loss < best_val:
+                best_val = val_loss
+                save_checkpoint(model, config, args, step + 1, val_loss)
+    elapsed = time.perf_counter() - start
+    print(f"train: {params['max_steps']} steps in {elapsed:.0f}s ({tokens_seen / elapsed:.0f} tokens/s), best val loss {best_val:.4f}")
+    write_outputs(history, best_val, model, args)
+
+
+def save_checkpoint(model: MiniTransformer, config: ModelConfig, args: argparse.Namespace, step: int, val_loss: float) -> None:
+    state = {"model": model.state_dict(), "config": asdict(config), "tokenizer": args.tokenizer, "step": step, "val_loss": val_loss}
+    with utils.atomic_path(args.checkpoint) as tmp:
+        torch.save(state, tmp)
+
+
+def write_outputs(history: list[dict], best_val: float, model: MiniTransformer, args: argparse.Namespace) -> None:
+    with utils.atomic_path(args.plot) as tmp:
+        with tmp.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=["step", "train_loss", "val_loss"])
+            writer.writeheader()
+            writer.writerows({k: round(v, 5) for k, v in row.items()} for row in history)
+    utils.write_json(args.metrics, {
+        "best_val_loss": round(best_val, 5),
+        "final_train_loss": round(history[-1]["train_loss"], 5),
+        "steps": history[-1]["step"],
+        "num_params": model.num_params(),
+    })
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--articles", default="data/raw/articles.jsonl")
+    parser.add_argument("--train", default="data/splits/train.jsonl")
+    parser.add_argument("--val", default="data/splits/val.jsonl")
+    parser.add_argument("--tokenizer", default="models/tokenizer.json")
+    parser.add_argument("--checkpoint", default="models/model.pt")
+    parser.add_argument("--metrics", default="metrics/train.json")
+    parser.add_argument("--plot", default="plots/train_loss.csv")
+    parser.add_argument("--params", default="params.yaml")
+    train(parser.parse_args())
+
+
+if __name__ == "__main__":
+    utils.run_cli(main)

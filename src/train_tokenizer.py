@@ -1,0 +1,52 @@
+"""The tokenizer stage: learn byte-level BPE merges from the articles and the training answers.
+
+    python src/train_tokenizer.py
+
+Validation and test pairs are left out, so the tokenizer never sees held-out text.
+Its own stage means model experiments (train.*, model.*) don't retrain it.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import utils
+from data_pipeline import read_articles
+from qa import ANSWER, END, QUESTION
+from tokenizer import Tokenizer
+
+
+def training_texts(articles_path: Path, train_path: Path) -> list[str]:
+    texts = []
+    for article in read_articles(articles_path):
+        texts.append(f"{article['title']}. {article['lead']}")
+        texts.extend(f"{section['heading']}. {section['text']}" for section in article["sections"])
+    for pair in utils.read_jsonl(train_path):
+        texts.append(f"{pair['question']} {pair['answer']}")
+    return texts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--articles", default="data/raw/articles.jsonl")
+    parser.add_argument("--train", default="data/splits/train.jsonl")
+    parser.add_argument("--output", default="models/tokenizer.json")
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args()
+    vocab_size = utils.require(utils.load_params("tokenizer", args.params), "vocab_size", int, "params.yaml: tokenizer")
+    if vocab_size < 256 + 3:
+        raise utils.UserError(f"params.yaml: tokenizer.vocab_size must be at least 259, got {vocab_size}")
+    texts = training_texts(Path(args.articles), Path(args.train))
+    start = time.perf_counter()
+    tokenizer = Tokenizer.train(texts, vocab_size, special_tokens=(END, QUESTION, ANSWER))
+    with utils.atomic_path(args.output) as tmp:
+        tokenizer.save(tmp)
+    n_chars = sum(len(t) for t in texts)
+    n_tokens = sum(len(tokenizer.encode(t)) for t in texts)
+    print(f"tokenizer: vocab {tokenizer.vocab_size} from {n_chars / 1e6:.2f}M characters in "
+          f"{time.perf_counter() - start:.1f}s; {n_chars / n_tokens:.2f} characters per token -> {args.output}")
+
+
+if __name__ == "__main__":
+    utils.run_cli(main)

@@ -1,0 +1,163 @@
+"""Helpers shared by the pipeline stages: params, JSONL files, errors, seeding, device.
+
+Only what two or more stages need lives here. model.py and tokenizer.py import nothing
+from the project, so each can be read (and reused) on its own.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import sys
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+DOMAINS = ("astronomy", "anatomy", "animals", "geography", "chemistry", "weather")
+
+
+class UserError(Exception):
+    """A problem with the user's input (file, record, param): reported in one line, exit 1."""
+
+
+def run_cli(main: Callable[[], None]) -> None:
+    """Run a stage's main(); turn a UserError into a one-line message and a non-zero exit."""
+    try:
+        main()
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(1)
+    except FileNotFoundError as err:
+        print(f"error: {err.filename}: file not found", file=sys.stderr)
+        sys.exit(1)
+
+
+def load_params(section: str, path: str | Path = "params.yaml") -> dict[str, Any]:
+    """Return one section of params.yaml (each stage reads only its own sections)."""
+    path = Path(path)
+    try:
+        params = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{path}: file not found") from None
+    except yaml.YAMLError as err:
+        raise UserError(f"{path}: invalid YAML ({str(err).splitlines()[0]})") from None
+    if not isinstance(params, dict) or not isinstance(params.get(section), dict):
+        raise UserError(f"{path}: missing section '{section}'")
+    return params[section]
+
+
+def require(params: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
+    """Return params[key] after checking it exists and has the expected type."""
+    if key not in params:
+        raise UserError(f"{where}: missing key '{key}'")
+    value = params[key]
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if float in kinds and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+        names = " or ".join(k.__name__ for k in kinds)
+        raise UserError(f"{where}: key '{key}' must be {names}, got {value!r}")
+    return value
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """Read a JSONL file; a bad line raises UserError naming the file and line number."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: file not found")
+    records = []
+    with path.open(encoding="utf-8") as f:
+        for line_no, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise UserError(f"{path}:{line_no}: invalid JSON ({err.msg})") from None
+            if not isinstance(record, dict):
+                raise UserError(f"{path}:{line_no}: expected a JSON object")
+            records.append(record)
+    return records
+
+
+def check_record(record: dict[str, Any], fields: dict[str, type], where: str) -> None:
+    """Check a record has every field with the right type; `where` is 'file:line'."""
+    for key, kind in fields.items():
+        if key not in record:
+            raise UserError(f"{where}: missing key '{key}'")
+        if not isinstance(record[key], kind):
+            raise UserError(f"{where}: key '{key}' must be {kind.__name__}")
+    if "domain" in fields and record["domain"] not in DOMAINS:
+        raise UserError(f"{where}: unknown domain '{record['domain']}' (expected one of {', '.join(DOMAINS)})")
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temp path next to `path`; rename it onto `path` only if the block succeeds.
+
+    So a crash or a bad record half-way never leaves a half-written output behind.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """Write a text file atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    """Write pretty JSON atomically (metrics, summaries)."""
+    write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> None:
+    """Write one JSON object per line, atomically."""
+    write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's and (if loaded) torch's generators so runs repeat exactly."""
+    random.seed(seed)
+    if "torch" in sys.modules:
+        import torch
+
+        torch.manual_seed(seed)
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def pick_device() -> str:
+    """CUDA if present, else Apple's MPS, else the CPU."""
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split plain English text into sentences (at . ! ? followed by a capital or digit).
+
+    >>> split_sentences("Mars is red. It has two moons.")
+    ['Mars is red.', 'It has two moons.']
+    """
+    return [s.strip() for s in _SENTENCE_END.split(text.strip()) if s.strip()]

@@ -1,0 +1,110 @@
+"""End to end: the real DVC pipeline on a copy of the repo, with a tiny parameter set.
+
+Copies the project into a temporary git repository, shrinks params.yaml (3 articles per
+domain, a tiny model, a few training steps), and drives the commands a user runs:
+dvc repro, a no-op second repro, a params change that reruns only train and eval,
+dvc exp run -S / exp show, dvc metrics diff and dvc plots show.
+"""
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+PROJECT_FILES = ["src", "corpus", "params.yaml", "dvc.yaml", ".dvc/config", ".dvcignore", ".gitignore"]
+
+
+def run(cmd: list[str], cwd: Path) -> str:
+    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout + result.stderr
+
+
+def dvc(*args: str, cwd: Path) -> str:
+    return run([sys.executable, "-m", "dvc", *args], cwd)
+
+
+def shrink_params(path: Path) -> None:
+    params = yaml.safe_load(path.read_text())
+    params["fetch"]["topics"] = {d: titles[:3] for d, titles in params["fetch"]["topics"].items()}
+    params["tokenizer"]["vocab_size"] = 400
+    params["model"].update(max_seq_len=64, emb_dim=32, num_layers=1, num_heads=2)
+    params["train"].update(max_steps=12, batch_size=8, eval_interval=6, eval_batches=2, warmup_steps=2, bf16=False)
+    params["eval"]["max_new_tokens"] = 20
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    repo = tmp_path_factory.mktemp("minillm")
+    for name in PROJECT_FILES:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(source, repo / name)
+    shrink_params(repo / "params.yaml")
+    run(["git", "init", "-q"], repo)
+    run(["git", "config", "user.email", "test@example.org"], repo)
+    run(["git", "config", "user.name", "Test"], repo)
+    dvc("config", "core.analytics", "false", cwd=repo)
+    out = dvc("repro", cwd=repo)
+    for stage in ("fetch", "generate", "split", "tokenizer", "train", "eval"):
+        assert f"Running stage '{stage}'" in out
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-q", "-m", "baseline run"], repo)
+    return repo
+
+
+def test_repro_writes_every_output(project: Path):
+    articles = [json.loads(line) for line in (project / "data/raw/articles.jsonl").read_text().splitlines()]
+    assert len(articles) == 18 and {a["domain"] for a in articles} == {
+        "astronomy", "anatomy", "animals", "geography", "chemistry", "weather"}
+    for split in ("train", "val", "test"):
+        assert (project / f"data/splits/{split}.jsonl").stat().st_size > 0
+    assert (project / "models/tokenizer.json").is_file()
+    assert (project / "models/model.pt").is_file()
+    train_metrics = json.loads((project / "metrics/train.json").read_text())
+    assert train_metrics["steps"] == 12
+    eval_metrics = json.loads((project / "metrics/eval.json").read_text())
+    for system in ("model", "closed_book_retrieval", "open_book_retrieval"):
+        assert 0 <= eval_metrics[system]["rougeL_f1"] <= 1
+    assert eval_metrics["model"]["perplexity"] > 1
+    assert (project / "plots/eval_per_domain.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len((project / "plots/train_loss.csv").read_text().splitlines()) == 3  # header + 2 evals
+
+
+def test_second_repro_is_a_no_op(project: Path):
+    out = dvc("repro", cwd=project)
+    assert "Running stage" not in out
+    assert "up to date" in dvc("status", cwd=project)
+
+
+def test_params_change_reruns_only_train_and_eval(project: Path):
+    params_file = project / "params.yaml"
+    original = params_file.read_text()
+    params = yaml.safe_load(original)
+    params["train"]["lr"] = 1e-3
+    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        out = dvc("repro", cwd=project)
+        ran = {stage for stage in ("fetch", "generate", "split", "tokenizer", "train", "eval") if f"Running stage '{stage}'" in out}
+        assert ran == {"train", "eval"}
+        assert "metrics/eval.json" in dvc("metrics", "diff", cwd=project)
+    finally:
+        params_file.write_text(original)
+        dvc("repro", cwd=project)  # back to the committed state (restored from the run cache)
+
+
+def test_experiment_run_show_and_plots(project: Path):
+    dvc("exp", "run", "-n", "lower-lr", "-S", "train.lr=0.0005", cwd=project)
+    shown = json.loads(dvc("exp", "show", "--json", cwd=project))
+    assert "lower-lr" in json.dumps(shown)
+    out = dvc("plots", "show", "-o", "dvc_plots", cwd=project)
+    assert (project / "dvc_plots/index.html").is_file(), out
+    assert "dag" not in out.lower() or "eval" in dvc("dag", cwd=project)

@@ -1,0 +1,372 @@
+"""Tests for the live Wikipedia source, against a local HTTP server (never the internet)."""
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote
+
+import pytest
+import requests
+
+import wikipedia
+
+UA = "MiniLLM-tests/1.0 (https://example.org/minillm; tests@example.org)"
+
+# A Parsoid-like page with every kind of clutter the parser must drop. Each dropped part
+# holds a word starting with "JUNK", so one check proves none of them leaked.
+COMET_HTML = """<!DOCTYPE html>
+<html prefix="dc: http://purl.org/dc/terms/ mw: http://mediawiki.org/rdf/"><head>
+<meta charset="utf-8"/><title>Halley's Comet</title>
+<style>.mw-parser-output .JUNKstyle{color:red}</style>
+<script>var JUNKscript = 1;</script>
+</head>
+<body class="mw-content-ltr parsoid-body mediawiki mw-parser-output" lang="en">
+<section data-mw-section-id="0" id="mwAQ">
+<div class="shortdescription nomobile noexcerpt noprint searchaux" style="display:none">JUNKshort</div>
+<div role="note" class="hatnote navigation-not-searchable"><p>For other uses, see JUNKhatnote.</p></div>
+<table class="infobox"><tbody>
+<tr><th>Discovered by</th><td><p>JUNKinfobox Edmond Halley</p></td></tr>
+</tbody></table>
+<figure typeof="mw:File/Thumb"><a href="./File:Halley.jpg"><img src="//upload.example/h.jpg"/></a>
+<figcaption><p>JUNKcaption: the comet in 1986</p></figcaption></figure>
+<p id="mwBw"><b>Halley's Comet</b> is a short-period <a href="./Comet">comet</a> visible
+from Earth every 75&#8211;79&nbsp;years.<sup about="#mwt5" class="mw-ref reference" id="cite_ref-1"
+typeof="mw:Extension/ref"><a href="./Halley's_Comet#cite_note-1"><span class="mw-reflink-text">[JUNKref1]</span></a></sup>
+It last appeared in 1986.</p>
+<p>It is named after   Edmond
+Halley.<sup class="noprint Inline-Template Template-Fact">[<i><a href="./Wikipedia:Citation_needed">JUNKcn</a></i>]</sup></p>
+<p class="mw-empty-elt"></p>
+</section>
+<section data-mw-section-id="1" id="mwCA">
+<div class="mw-heading mw-heading2"><h2 id="Orbit">Orbit</h2><span class="mw-editsection"><span class="mw-editsection-bracket">[</span><a href="./Special:Edit">JUNKedit</a><span class="mw-editsection-bracket">]</span></span></div>
+<p>The orbit is very eccentric, with <span class="mwe-math-element"><span class="mwe-math-mathml-inline" style="display: none;"><math xmlns="http://www.w3.org/1998/Math/MathML" alttext="{\\displaystyle e\\approx 0.967}"><semantics><mrow><mi>e</mi><mo>&#8776;</mo><mn>0.967</mn></mrow><annotation encoding="application/x-tex">{\\displaystyle JUNKtex}</annotation></semantics></math></span><img src="//math.example/e.svg" class="mwe-math-fallback-image-inline" alt="{\\displaystyle e}"/></span>.</p>
+<table class="wikitable"><caption>JUNKtable apparitions</caption>
+<tr><th>Year</th></tr><tr><td><p>JUNKcell 1986</p></td></tr></table>
+<div role="navigation" class="navbox"><p>JUNKnavbox</p></div>
+<section data-mw-section-id="2">
+<div class="mw-heading mw-heading3"><h3 id="Period">Period</h3></div>
+<p>The period changes because of <a href="./Jupiter">planetary</a> perturbations. [3]</p>
+</section>
+</section>
+<section data-mw-section-id="3">
+<div class="mw-heading mw-heading2"><h2 id="Gallery">Gallery</h2></div>
+<ul class="gallery"><li>JUNKgallery</li></ul>
+</section>
+<section data-mw-section-id="4">
+<div class="mw-heading mw-heading2"><h2 id="See_also">See also</h2></div>
+<ul><li><a href="./Comet_Hale-Bopp">JUNKseealso Comet Hale&#8211;Bopp</a></li></ul>
+<p>JUNKseealso paragraph</p>
+</section>
+<section data-mw-section-id="5">
+<div class="mw-heading mw-heading2"><h2 id="References">References</h2></div>
+<div class="mw-references-wrap"><ol class="mw-references references">
+<li id="cite_note-1"><span class="mw-reference-text"><p>JUNKreflist Yeomans 1991.</p></span></li>
+</ol></div>
+<p>JUNKreferences paragraph</p>
+</section>
+</body></html>
+"""
+COMET_RECORD = {
+    "id": "astronomy/halley-s-comet",
+    "title": "Halley's Comet",
+    "domain": "astronomy",
+    "lead": "Halley's Comet is a short-period comet visible from Earth every 75\u201379 years. "
+            "It last appeared in 1986.\n\nIt is named after Edmond Halley.",
+    "sections": [{
+        "heading": "Orbit",
+        "text": "The orbit is very eccentric, with e\u22480.967.\n\n"
+                "The period changes because of planetary perturbations.",
+    }],
+}
+
+# The older flat layout (action=render): headings and paragraphs are siblings.
+FLAT_HTML = """<html><body><div class="mw-parser-output">
+<p>The <b>heart</b> pumps blood.<sup class="reference"><a>[1]</a></sup></p>
+<h2><span class="mw-headline" id="Structure">Structure</span><span class="mw-editsection">[edit]</span></h2>
+<p>It has four chambers.[citation needed]</p>
+<h3><span class="mw-headline" id="Valves">Valves</span></h3>
+<p>Valves stop backflow.</p>
+<h2><span class="mw-headline" id="Notes">Notes</span></h2>
+<p>A note paragraph.</p>
+<h2><span class="mw-headline" id="Function">Function</span></h2>
+<p>It beats about 70 times a minute.</p>
+<h2><span class="mw-headline" id="External_links">External links</span></h2>
+<div class="reflist"><ol class="references"><li>A reference.</li></ol></div>
+</div></body></html>"""
+
+
+def page(lead: str) -> bytes:
+    """A minimal valid article."""
+    return f"<html><body><section><p>{lead}</p></section></body></html>".encode()
+
+
+def rest_path(title: str) -> str:
+    return "/api/rest_v1/page/html/" + title.replace(" ", "_")
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+
+
+class FakeWiki:
+    """What the local server answers (per decoded path) and what it was asked."""
+
+    def __init__(self, base_url: str):
+        self.base_url = base_url
+        self.routes: dict[str, list[Reply]] = {}
+        self.seen: list[tuple[str, str | None]] = []  # (path, User-Agent)
+
+    def add(self, title: str, *replies: Reply) -> None:
+        """Answer the replies in turn; the last one repeats."""
+        self.routes[rest_path(title)] = list(replies)
+
+    def next_reply(self, path: str) -> Reply:
+        replies = self.routes.get(path) or [Reply(404, b"not found")]
+        return replies.pop(0) if len(replies) > 1 else replies[0]
+
+    def hits(self, title: str) -> int:
+        return sum(path == rest_path(title) for path, _ in self.seen)
+
+
+@pytest.fixture
+def wiki():
+    """A real HTTP server on 127.0.0.1, on a free port, for the length of one test."""
+    fake: FakeWiki
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            path = unquote(self.path)
+            fake.seen.append((path, self.headers.get("User-Agent")))
+            reply = fake.next_reply(path)
+            if reply.delay:
+                time.sleep(reply.delay)
+            try:
+                self.send_response(reply.status)
+                for name, value in reply.headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(reply.body)))
+                self.end_headers()
+                self.wfile.write(reply.body)
+            except OSError:  # the client gave up (timeout test)
+                pass
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    fake = FakeWiki(f"http://127.0.0.1:{server.server_address[1]}")
+    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
+    thread.start()
+    yield fake
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+class RecordingSession(requests.Session):
+    """A session that remembers every URL it was asked to fetch, and ignores proxy env vars."""
+
+    def __init__(self):
+        super().__init__()
+        self.trust_env = False
+        self.urls: list[str] = []
+
+    def send(self, request, **kwargs):  # every request passes here, redirects included
+        self.urls.append(request.url)
+        return super().send(request, **kwargs)
+
+
+@pytest.fixture
+def session():
+    with RecordingSession() as s:
+        yield s
+
+
+@pytest.fixture
+def sleeps(monkeypatch):
+    """Record backoff waits instead of sleeping."""
+    waits: list[float] = []
+    monkeypatch.setattr(wikipedia.time, "sleep", waits.append)
+    return waits
+
+
+def fetch(wiki, tmp_path, session, topics, **kwargs):
+    kwargs.setdefault("backoff", 0.0)
+    return wikipedia.fetch_articles(topics, wiki.base_url, tmp_path / "cache", UA, session=session, **kwargs)
+
+
+def test_article_id():
+    assert wikipedia.article_id("astronomy", "Halley's Comet") == "astronomy/halley-s-comet"
+    assert wikipedia.article_id("geography", "Mount Everest (mountain)") == "geography/mount-everest-mountain"
+
+
+def test_parse_parsoid_page():
+    url = "https://en.wikipedia.org/wiki/Halley's_Comet"
+    record = wikipedia.parse_article(COMET_HTML, "Halley's Comet", "astronomy", url)
+    assert record == {**COMET_RECORD, "url": url}
+    assert "JUNK" not in json.dumps(record)
+
+
+def test_parse_flat_layout_and_bytes():
+    record = wikipedia.parse_article(FLAT_HTML.encode(), "Heart", "anatomy", "u")
+    assert record["lead"] == "The heart pumps blood."
+    assert record["sections"] == [
+        {"heading": "Structure", "text": "It has four chambers.\n\nValves stop backflow."},
+        {"heading": "Function", "text": "It beats about 70 times a minute."},
+    ]
+
+
+def test_citation_markers_removed_but_chemistry_brackets_kept():
+    html = "<p>Rate is k[A][B].[12][note 2] Iron [Fe(CN)6] ions[who?] exist.[clarification needed]</p>"
+    assert wikipedia.parse_article(html, "Rate", "chemistry", "u")["lead"] == "Rate is k[A][B]. Iron [Fe(CN)6] ions exist."
+
+
+def test_page_without_lead_is_an_error():
+    with pytest.raises(wikipedia.FetchError, match="Empty: page has no lead text"):
+        wikipedia.parse_article("<html><body><h2>Only</h2><p>text</p></body></html>", "Empty", "weather", "u")
+
+
+def test_external_entities_are_never_resolved(wiki, tmp_path, session):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOPSECRET")
+    html = f"""<?xml version="1.0"?>
+<!DOCTYPE html SYSTEM "{wiki.base_url}/evil.dtd" [
+  <!ENTITY file SYSTEM "file://{secret}">
+  <!ENTITY web SYSTEM "{wiki.base_url}/entity">
+]>
+<html><body><p>Storms are &file; windy &web; weather.</p></body></html>"""
+    wiki.add("Storm", Reply(body=html.encode()))
+    (record,) = fetch(wiki, tmp_path, session, [("weather", "Storm")])
+    assert "TOPSECRET" not in json.dumps(record)
+    assert record["lead"].startswith("Storms are")
+    assert [path for path, _ in wiki.seen] == [rest_path("Storm")]  # no DTD or entity fetched
+
+
+def test_fetch_sends_user_agent_and_builds_record(wiki, tmp_path, session):
+    wiki.add("Halley's Comet", Reply(body=COMET_HTML.encode()))
+    (record,) = fetch(wiki, tmp_path, session, [("astronomy", "Halley's Comet")])
+    assert record == {**COMET_RECORD, "url": f"{wiki.base_url}/wiki/Halley%27s_Comet"}
+    assert wiki.seen == [(rest_path("Halley's Comet"), UA)]
+    assert session.urls == [f"{wiki.base_url}/api/rest_v1/page/html/Halley%27s_Comet"]
+    assert (tmp_path / "cache" / "halley-s-comet.html").read_bytes() == COMET_HTML.encode()
+
+
+def test_default_session_works(wiki, tmp_path, monkeypatch):
+    for var in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    wiki.add("Wind", Reply(body=page("Wind is moving air.")))
+    (record,) = wikipedia.fetch_articles([("weather", "Wind")], wiki.base_url + "/", tmp_path, UA)
+    assert record["lead"] == "Wind is moving air."
+    assert wiki.seen == [(rest_path("Wind"), UA)]
+
+
+def test_retries_after_503(wiki, tmp_path, session, sleeps):
+    wiki.add("Cloud", Reply(503), Reply(body=page("Clouds float.")))
+    (record,) = fetch(wiki, tmp_path, session, [("weather", "Cloud")], backoff=0.5)
+    assert record["lead"] == "Clouds float."
+    assert wiki.hits("Cloud") == 2
+    assert sleeps == [0.5]
+
+
+def test_429_honours_retry_after(wiki, tmp_path, session, sleeps):
+    wiki.add("Rain", Reply(429, headers={"Retry-After": "0"}), Reply(body=page("Rain falls.")))
+    (record,) = fetch(wiki, tmp_path, session, [("weather", "Rain")], backoff=30.0)
+    assert record["lead"] == "Rain falls."
+    assert wiki.hits("Rain") == 2
+    assert sleeps == [0.0]
+
+
+def test_persistent_500_gives_up_after_max_retries(wiki, tmp_path, session, sleeps):
+    wiki.add("Fog", Reply(500))
+    with pytest.raises(wikipedia.FetchError, match="Fog: HTTP 500 .* gave up after 4 tries"):
+        fetch(wiki, tmp_path, session, [("weather", "Fog")], max_retries=3, backoff=1.0)
+    assert wiki.hits("Fog") == 4
+    assert sleeps == [1.0, 2.0, 4.0]
+    assert not (tmp_path / "cache" / "fog.html").exists()
+
+
+def test_timeout_is_retried(wiki, tmp_path, session):
+    wiki.add("Hail", Reply(body=b"", delay=1.0), Reply(body=page("Hail is ice.")))
+    (record,) = fetch(wiki, tmp_path, session, [("weather", "Hail")], timeout=0.2)
+    assert record["lead"] == "Hail is ice."
+    assert wiki.hits("Hail") == 2
+
+
+def test_connection_error_is_retried_then_fails(tmp_path, session, sleeps):
+    with ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler) as server:
+        port = server.server_address[1]  # a port that nobody listens on once closed
+    with pytest.raises(wikipedia.FetchError, match="Snow: network error"):
+        wikipedia.fetch_articles([("weather", "Snow")], f"http://127.0.0.1:{port}", tmp_path, UA,
+                                 max_retries=2, backoff=0.0, session=session)
+    assert len(session.urls) == 3
+
+
+def test_404_fails_without_retry(wiki, tmp_path, session, sleeps):
+    with pytest.raises(wikipedia.FetchError, match="Nosuchpage: HTTP 404 \\(no such article\\)"):
+        fetch(wiki, tmp_path, session, [("animals", "Nosuchpage")])
+    assert wiki.hits("Nosuchpage") == 1
+    assert sleeps == []
+
+
+def test_off_host_redirect_is_refused(wiki, tmp_path, session):
+    wiki.add("Wolf", Reply(302, headers={"Location": "http://example.invalid/api/rest_v1/page/html/Wolf"}))
+    with pytest.raises(wikipedia.FetchError, match="Wolf: refusing redirect to another host \\(http://example.invalid/"):
+        fetch(wiki, tmp_path, session, [("animals", "Wolf")])
+    assert not any("example.invalid" in url for url in session.urls)
+
+
+def test_on_host_redirect_is_followed(wiki, tmp_path, session):
+    wiki.add("Grey wolf", Reply(302, headers={"Location": "Wolf"}))  # relative, as the REST API answers
+    wiki.add("Wolf", Reply(body=page("Wolves hunt in packs.")))
+    (record,) = fetch(wiki, tmp_path, session, [("animals", "Grey wolf")])
+    assert record["lead"] == "Wolves hunt in packs."
+    assert record["id"] == "animals/grey-wolf"
+    assert [path for path, _ in wiki.seen] == [rest_path("Grey wolf"), rest_path("Wolf")]
+
+
+def test_redirect_loop_is_an_error(wiki, tmp_path, session):
+    wiki.add("Loop", Reply(301, headers={"Location": "Loop"}))
+    with pytest.raises(wikipedia.FetchError, match="Loop: more than 5 redirects"):
+        fetch(wiki, tmp_path, session, [("animals", "Loop")])
+
+
+def test_non_http_base_url_is_refused(tmp_path, session):
+    with pytest.raises(wikipedia.FetchError, match="must be an http"):
+        wikipedia.fetch_articles([("animals", "Wolf")], "file:///etc", tmp_path, UA, session=session)
+    assert session.urls == []
+
+
+def test_cached_pages_need_no_request(wiki, tmp_path, session):
+    wiki.add("Mars", Reply(body=page("Mars is red.")))
+    wiki.add("Venus", Reply(body=page("Venus is hot.")))
+    topics = [("astronomy", "Mars"), ("astronomy", "Venus")]
+    first = fetch(wiki, tmp_path, session, topics)
+    assert len(wiki.seen) == 2
+    wiki.seen.clear()
+    assert fetch(wiki, tmp_path, session, topics) == first
+    assert wiki.seen == []
+
+
+def test_rerun_after_failure_fetches_only_the_rest(wiki, tmp_path, session):
+    wiki.add("Nile", Reply(body=page("The Nile is long.")))
+    topics = [("geography", "Nile"), ("geography", "Amazon River"), ("geography", "Sahara")]
+    with pytest.raises(wikipedia.FetchError, match="Amazon River: HTTP 404"):
+        fetch(wiki, tmp_path, session, topics)
+    assert (tmp_path / "cache" / "nile.html").is_file()
+    wiki.add("Amazon River", Reply(body=page("The Amazon is wide.")))
+    wiki.add("Sahara", Reply(body=page("The Sahara is dry.")))
+    wiki.seen.clear()
+    records = fetch(wiki, tmp_path, session, topics)
+    assert [r["lead"] for r in records] == ["The Nile is long.", "The Amazon is wide.", "The Sahara is dry."]
+    assert [path for path, _ in wiki.seen] == [rest_path("Amazon River"), rest_path("Sahara")]
+
+
+def test_duplicate_topics_are_refused(tmp_path, session):
+    with pytest.raises(wikipedia.FetchError, match="share the name 'mars'"):
+        wikipedia.fetch_articles([("astronomy", "Mars"), ("geography", "Mars")], "http://127.0.0.1:9",
+                                 tmp_path, UA, session=session)
