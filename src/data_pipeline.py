@@ -66,20 +66,20 @@ def parse_snapshot_article(path: Path, domain: str) -> dict[str, Any]:
     }
 
 
-def topic_list(params: dict[str, Any]) -> list[tuple[str, str]]:
+def topic_list(params: utils.Params) -> list[tuple[str, str]]:
     """The (domain, title) pairs of params.yaml's fetch.topics, checked."""
-    topics = utils.require(params, "topics", dict, "params.yaml: fetch")
+    topics = utils.require(params, "topics", dict)
     pairs = []
     for domain, titles in topics.items():
         if domain not in DOMAINS:
-            raise UserError(f"params.yaml: fetch.topics: unknown domain '{domain}' (expected one of {', '.join(DOMAINS)})")
+            raise UserError(f"{params.where}.topics: unknown domain '{domain}' (expected one of {', '.join(DOMAINS)})")
         if not isinstance(titles, list) or not all(isinstance(t, str) for t in titles):
-            raise UserError(f"params.yaml: fetch.topics.{domain} must be a list of titles")
+            raise UserError(f"{params.where}.topics.{domain} must be a list of titles")
         pairs.extend((domain, title) for title in titles)
     return pairs
 
 
-def fetch_snapshot(topics: list[tuple[str, str]], snapshot_dir: Path) -> list[dict[str, Any]]:
+def fetch_snapshot(topics: list[tuple[str, str]], snapshot_dir: Path, where: str) -> list[dict[str, Any]]:
     """Load the listed topics from the committed corpus (no network)."""
     by_title: dict[tuple[str, str], dict[str, Any]] = {}
     for domain in {d for d, _ in topics}:
@@ -88,31 +88,31 @@ def fetch_snapshot(topics: list[tuple[str, str]], snapshot_dir: Path) -> list[di
             by_title[(domain, article["title"])] = article
     missing = [f"{d}/{t}" for d, t in topics if (d, t) not in by_title]
     if missing:
-        raise UserError(f"params.yaml: fetch.topics: not in the snapshot {snapshot_dir}: {', '.join(missing[:5])}")
+        raise UserError(f"{where}.topics: not in the snapshot {snapshot_dir}: {', '.join(missing)}")
     return [by_title[topic] for topic in topics]
 
 
-def fetch(output: Path, params: dict[str, Any]) -> None:
-    source = utils.require(params, "source", str, "params.yaml: fetch")
+def fetch(output: Path, params: utils.Params) -> None:
+    source = utils.require(params, "source", str)
     topics = topic_list(params)
     if source == "snapshot":
-        articles = fetch_snapshot(topics, Path(utils.require(params, "snapshot_dir", str, "params.yaml: fetch")))
+        articles = fetch_snapshot(topics, Path(utils.require(params, "snapshot_dir", str)), params.where)
     elif source == "wikipedia":
         import wikipedia  # only this source needs requests and lxml
 
         try:
             articles = wikipedia.fetch_articles(
                 topics,
-                base_url=utils.require(params, "base_url", str, "params.yaml: fetch"),
-                cache_dir=Path(utils.require(params, "cache_dir", str, "params.yaml: fetch")),
-                user_agent=utils.require(params, "user_agent", str, "params.yaml: fetch"),
-                timeout=utils.require(params, "timeout", float, "params.yaml: fetch"),
-                max_retries=utils.require(params, "max_retries", int, "params.yaml: fetch"),
+                base_url=utils.require(params, "base_url", str),
+                cache_dir=Path(utils.require(params, "cache_dir", str)),
+                user_agent=utils.require(params, "user_agent", str),
+                timeout=utils.require(params, "timeout", float),
+                max_retries=utils.require(params, "max_retries", int),
             )
         except wikipedia.FetchError as err:
             raise UserError(str(err)) from None
     else:
-        raise UserError(f"params.yaml: fetch.source: unknown source '{source}' (expected snapshot or wikipedia)")
+        raise UserError(f"{params.where}.source: unknown source '{source}' (expected snapshot or wikipedia)")
     utils.write_jsonl(output, articles)
     print(f"fetch: {len(articles)} articles from {source} -> {output}")
 
@@ -121,13 +121,15 @@ def fetch(output: Path, params: dict[str, Any]) -> None:
 
 def read_articles(path: Path) -> list[dict[str, Any]]:
     """Read and check article records (naming file:line on any problem)."""
-    articles = utils.read_jsonl(path)
-    for line_no, article in enumerate(articles, start=1):
-        utils.check_record(article, ARTICLE_FIELDS, f"{path}:{line_no}")
+    check_fields = utils.record_checker(ARTICLE_FIELDS)
+
+    def check(article: dict[str, Any], where: str) -> None:
+        check_fields(article, where)
         for section in article["sections"]:
             if not isinstance(section, dict) or not isinstance(section.get("heading"), str) or not isinstance(section.get("text"), str):
-                raise UserError(f"{path}:{line_no}: each section needs string keys 'heading' and 'text'")
-    return articles
+                raise UserError(f"{where}: each section needs string keys 'heading' and 'text'")
+
+    return utils.read_jsonl(path, check)
 
 
 def subject_of(article: dict[str, Any]) -> str:
@@ -135,16 +137,17 @@ def subject_of(article: dict[str, Any]) -> str:
 
     'The heart is a muscular organ ...' -> 'the heart';  'Mercury (planet)' -> 'Mercury'
     """
-    match = re.match(r"^(.{2,60}?) (?:is|are|was) ", article["lead"])
-    if match and len(match.group(1).split()) <= 6:
-        subject = match.group(1)
+    match = re.match(r"^(.{2,80}?) (?:is|are|was) ", article["lead"])
+    subject = match.group(1).split(",")[0] if match else ""  # 'The red blood cell, or erythrocyte,'
+    if subject and len(subject.split()) <= 6:
         first, _, rest = subject.partition(" ")
         return f"{first.lower()} {rest}" if first in ("The", "A", "An") and rest else subject
     return re.sub(r"\s*\(.*?\)", "", article["title"])
 
 
 def make_answer(text: str, max_words: int) -> tuple[str | None, str]:
-    """The first 2-4 sentences of `text` (within max_words), or None and why not."""
+    """The first 2-4 sentences of `text` within max_words (so the answer and its question
+    fit the model's context), or None and why not. The key fact comes first in a section."""
     sentences = utils.split_sentences(text)
     if len(sentences) < 2:
         return None, "too_few_sentences"
@@ -190,8 +193,8 @@ def generate_pairs(articles: list[dict[str, Any]], max_words: int) -> tuple[list
     return pairs, summary
 
 
-def generate(input_path: Path, output: Path, params: dict[str, Any]) -> None:
-    max_words = utils.require(params, "max_answer_words", int, "params.yaml: generate")
+def generate(input_path: Path, output: Path, params: utils.Params) -> None:
+    max_words = utils.require(params, "max_answer_words", int)
     pairs, summary = generate_pairs(read_articles(input_path), max_words)
     utils.write_jsonl(output, pairs)
     summary_path = output.with_name("generate_summary.json")
@@ -228,9 +231,7 @@ def split_pairs(pairs: list[dict[str, Any]], sizes: dict[str, float], seed: int)
 
 def split(input_path: Path, output_dir: Path, sizes: dict[str, float], seed: int) -> None:
     check_sizes(sizes)
-    pairs = utils.read_jsonl(input_path)
-    for line_no, pair in enumerate(pairs, start=1):
-        utils.check_record(pair, QA_FIELDS, f"{input_path}:{line_no}")
+    pairs = utils.read_jsonl(input_path, utils.record_checker(QA_FIELDS))
     try:
         splits = split_pairs(pairs, sizes, seed)
     except ValueError as err:  # e.g. too few facts per domain to stratify
@@ -266,7 +267,8 @@ def main() -> None:
     args = parser.parse_args()
     params = utils.load_params(args.command, args.params)
     if args.command == "fetch":
-        params["source"] = args.source or params.get("source")
+        if args.source:
+            params["source"] = args.source
         fetch(Path(args.output), params)
     elif args.command == "generate":
         if args.max_answer_words is not None:
@@ -276,8 +278,8 @@ def main() -> None:
         sizes = {}
         for name in ("train", "val", "test"):
             flag = getattr(args, f"{name}_size")
-            sizes[f"{name}_size"] = flag if flag is not None else utils.require(params, f"{name}_size", float, "params.yaml: split")
-        seed = args.seed if args.seed is not None else utils.require(params, "seed", int, "params.yaml: split")
+            sizes[f"{name}_size"] = flag if flag is not None else utils.require(params, f"{name}_size", float)
+        seed = args.seed if args.seed is not None else utils.require(params, "seed", int)
         split(Path(args.input), Path(args.output_dir), sizes, seed)
 
 

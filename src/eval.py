@@ -115,7 +115,7 @@ def write_plots(per_domain: dict[str, dict], csv_path: Path, png_path: Path) -> 
 
 def evaluate(args: argparse.Namespace) -> None:
     params = utils.load_params("eval", args.params)
-    max_new_tokens = utils.require(params, "max_new_tokens", int, "params.yaml: eval")
+    max_new_tokens = utils.require(params, "max_new_tokens", int)
     test = utils.read_jsonl(args.test)
     if not test:
         raise utils.UserError(f"{args.test}: no test pairs")

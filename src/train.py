@@ -133,12 +133,12 @@ TRAIN_KEYS = {
 
 def read_params(path: str) -> tuple[dict, dict]:
     train = utils.load_params("train", path)
-    params = {key: utils.require(train, key, kind, "params.yaml: train") for key, kind in TRAIN_KEYS.items()}
+    params = {key: utils.require(train, key, kind) for key, kind in TRAIN_KEYS.items()}
     model_section = utils.load_params("model", path)
     model_keys = {"max_seq_len": int, "emb_dim": int, "num_layers": int, "num_heads": int, "dropout": float}
-    model_params = {key: utils.require(model_section, key, kind, "params.yaml: model") for key, kind in model_keys.items()}
+    model_params = {key: utils.require(model_section, key, kind) for key, kind in model_keys.items()}
     if model_params["emb_dim"] % model_params["num_heads"]:
-        raise utils.UserError("params.yaml: model.emb_dim must be divisible by model.num_heads")
+        raise utils.UserError(f"{model_section.where}: emb_dim must be divisible by num_heads")
     return params, model_params
 
 

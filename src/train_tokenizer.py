@@ -34,9 +34,10 @@ def main() -> None:
     parser.add_argument("--output", default="models/tokenizer.json")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args()
-    vocab_size = utils.require(utils.load_params("tokenizer", args.params), "vocab_size", int, "params.yaml: tokenizer")
+    params = utils.load_params("tokenizer", args.params)
+    vocab_size = utils.require(params, "vocab_size", int)
     if vocab_size < 256 + 3:
-        raise utils.UserError(f"params.yaml: tokenizer.vocab_size must be at least 259, got {vocab_size}")
+        raise utils.UserError(f"{params.where}: vocab_size must be at least 259, got {vocab_size}")
     texts = training_texts(Path(args.articles), Path(args.train))
     start = time.perf_counter()
     tokenizer = Tokenizer.train(texts, vocab_size, special_tokens=(END, QUESTION, ANSWER))

@@ -37,7 +37,15 @@ def run_cli(main: Callable[[], None]) -> None:
         sys.exit(1)
 
 
-def load_params(section: str, path: str | Path = "params.yaml") -> dict[str, Any]:
+class Params(dict):
+    """One section of a params file; remembers where it came from, for error messages."""
+
+    def __init__(self, values: dict[str, Any], where: str):
+        super().__init__(values)
+        self.where = where  # e.g. "params.yaml: train"
+
+
+def load_params(section: str, path: str | Path = "params.yaml") -> Params:
     """Return one section of params.yaml (each stage reads only its own sections)."""
     path = Path(path)
     try:
@@ -48,25 +56,28 @@ def load_params(section: str, path: str | Path = "params.yaml") -> dict[str, Any
         raise UserError(f"{path}: invalid YAML ({str(err).splitlines()[0]})") from None
     if not isinstance(params, dict) or not isinstance(params.get(section), dict):
         raise UserError(f"{path}: missing section '{section}'")
-    return params[section]
+    return Params(params[section], f"{path}: {section}")
 
 
-def require(params: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
+def require(params: Params, key: str, kind: type | tuple[type, ...]) -> Any:
     """Return params[key] after checking it exists and has the expected type."""
     if key not in params:
-        raise UserError(f"{where}: missing key '{key}'")
+        raise UserError(f"{params.where}: missing key '{key}'")
     value = params[key]
     kinds = kind if isinstance(kind, tuple) else (kind,)
     if float in kinds and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
         names = " or ".join(k.__name__ for k in kinds)
-        raise UserError(f"{where}: key '{key}' must be {names}, got {value!r}")
+        raise UserError(f"{params.where}: key '{key}' must be {names}, got {value!r}")
     return value
 
 
-def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    """Read a JSONL file; a bad line raises UserError naming the file and line number."""
+def read_jsonl(path: str | Path, check: Callable[[dict[str, Any], str], None] | None = None) -> list[dict[str, Any]]:
+    """Read a JSONL file; a bad line raises UserError naming the file and line number.
+
+    `check(record, "file:line")`, if given, validates each record where its line is known.
+    """
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: file not found")
@@ -81,19 +92,25 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
                 raise UserError(f"{path}:{line_no}: invalid JSON ({err.msg})") from None
             if not isinstance(record, dict):
                 raise UserError(f"{path}:{line_no}: expected a JSON object")
+            if check is not None:
+                check(record, f"{path}:{line_no}")
             records.append(record)
     return records
 
 
-def check_record(record: dict[str, Any], fields: dict[str, type], where: str) -> None:
-    """Check a record has every field with the right type; `where` is 'file:line'."""
-    for key, kind in fields.items():
-        if key not in record:
-            raise UserError(f"{where}: missing key '{key}'")
-        if not isinstance(record[key], kind):
-            raise UserError(f"{where}: key '{key}' must be {kind.__name__}")
-    if "domain" in fields and record["domain"] not in DOMAINS:
-        raise UserError(f"{where}: unknown domain '{record['domain']}' (expected one of {', '.join(DOMAINS)})")
+def record_checker(fields: dict[str, type]) -> Callable[[dict[str, Any], str], None]:
+    """A `check` for read_jsonl: every field present with its type, and a known domain."""
+
+    def check(record: dict[str, Any], where: str) -> None:
+        for key, kind in fields.items():
+            if key not in record:
+                raise UserError(f"{where}: missing key '{key}'")
+            if not isinstance(record[key], kind):
+                raise UserError(f"{where}: key '{key}' must be {kind.__name__}")
+        if "domain" in fields and record["domain"] not in DOMAINS:
+            raise UserError(f"{where}: unknown domain '{record['domain']}' (expected one of {', '.join(DOMAINS)})")
+
+    return check
 
 
 @contextmanager
