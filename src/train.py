@@ -72,13 +72,24 @@ def build_examples(articles: list[dict], pairs: list[dict], tokenizer: Tokenizer
 
 
 def batches_forever(examples: list[Example], batch_size: int, seed: int, pad_id: int, device: str) -> Iterator:
-    """Endless batches: a fresh seeded shuffle of all examples on every pass."""
+    """Endless batches: a fresh seeded shuffle of all examples on every pass.
+
+    Within each pool of 16 batches, examples of similar length are batched together,
+    so less compute goes into padding; the batches themselves are then shuffled.
+    """
     rng = random.Random(seed)
+    pool = 16 * batch_size
     while True:
         order = list(range(len(examples)))
         rng.shuffle(order)
-        for start in range(0, len(order) - batch_size + 1, batch_size):
-            yield to_batch([examples[i] for i in order[start:start + batch_size]], pad_id, device)
+        usable = len(order) - len(order) % batch_size
+        batches = []
+        for start in range(0, usable, pool):
+            by_length = sorted(order[start:min(start + pool, usable)], key=lambda i: len(examples[i][0]))
+            batches += [by_length[i:i + batch_size] for i in range(0, len(by_length), batch_size)]
+        rng.shuffle(batches)
+        for batch in batches:
+            yield to_batch([examples[i] for i in batch], pad_id, device)
 
 
 # ---------------------------------------------------------------- optimisation
