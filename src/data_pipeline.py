@@ -18,19 +18,13 @@ from sklearn.model_selection import train_test_split
 
 import utils
 from question_templates import questions_for
-from utils import DOMAINS, UserError
+from utils import DOMAINS, UserError, read_articles, slugify
 
-ARTICLE_FIELDS = {"id": str, "title": str, "domain": str, "url": str, "lead": str, "sections": list}
 QA_FIELDS = {"id": str, "fact_id": str, "domain": str, "title": str, "section": str, "question": str, "answer": str}
 DANGLING_STARTS = {"it", "its", "it's", "this", "these", "those", "they", "their", "them", "he", "she", "his", "her", "such"}
 
 
 # ---------------------------------------------------------------- fetch
-
-def slugify(text: str) -> str:
-    """'Halley's Comet' -> 'halley-s-comet'"""
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-
 
 def parse_snapshot_article(path: Path, domain: str) -> dict[str, Any]:
     """Read one Markdown article of the offline corpus into an article record.
@@ -118,19 +112,6 @@ def fetch(output: Path, params: utils.Params) -> None:
 
 
 # ---------------------------------------------------------------- generate
-
-def read_articles(path: Path) -> list[dict[str, Any]]:
-    """Read and check article records (naming file:line on any problem)."""
-    check_fields = utils.record_checker(ARTICLE_FIELDS)
-
-    def check(article: dict[str, Any], where: str) -> None:
-        check_fields(article, where)
-        for section in article["sections"]:
-            if not isinstance(section, dict) or not isinstance(section.get("heading"), str) or not isinstance(section.get("text"), str):
-                raise UserError(f"{where}: each section needs string keys 'heading' and 'text'")
-
-    return utils.read_jsonl(path, check)
-
 
 def subject_of(article: dict[str, Any]) -> str:
     """How questions name the subject: from the lead's 'X is ...', else the bare title.

@@ -29,7 +29,6 @@ from tqdm import tqdm
 
 import baselines
 import utils
-from data_pipeline import read_articles
 from qa import END, answer, encode_example, load_model, to_batch
 
 SYSTEMS = ("model", "closed_book_retrieval", "open_book_retrieval")
@@ -120,7 +119,7 @@ def evaluate(args: argparse.Namespace) -> None:
     if not test:
         raise utils.UserError(f"{args.test}: no test pairs")
     train_pairs = utils.read_jsonl(args.train)
-    articles = read_articles(Path(args.articles))
+    articles = utils.read_articles(Path(args.articles))
     model, tokenizer = load_model(args.checkpoint)
 
     questions = [p["question"] for p in test]

@@ -27,7 +27,6 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 import utils
-from data_pipeline import read_articles
 from model import MiniTransformer, ModelConfig
 from qa import END, Example, encode_example, to_batch
 from tokenizer import Tokenizer
@@ -162,7 +161,7 @@ def train(args: argparse.Namespace) -> None:
     max_len = config.max_seq_len + 1  # inputs and targets are shifted by one
     pad_id = tokenizer.special_id(END)
 
-    articles = read_articles(Path(args.articles))
+    articles = utils.read_articles(Path(args.articles))
     train_examples = build_examples(articles, utils.read_jsonl(args.train), tokenizer, params, max_len)
     val_examples = [encode_example(tokenizer, p["question"], p["answer"]) for p in utils.read_jsonl(args.val)]
     val_examples = [(ids[:max_len], mask[:max_len]) for ids, mask in val_examples]

@@ -12,14 +12,12 @@ import time
 from pathlib import Path
 
 import utils
-from data_pipeline import read_articles
-from qa import ANSWER, END, QUESTION
 from tokenizer import Tokenizer
 
 
 def training_texts(articles_path: Path, train_path: Path) -> list[str]:
     texts = []
-    for article in read_articles(articles_path):
+    for article in utils.read_articles(articles_path):
         texts.append(f"{article['title']}. {article['lead']}")
         texts.extend(f"{section['heading']}. {section['text']}" for section in article["sections"])
     for pair in utils.read_jsonl(train_path):
@@ -40,7 +38,7 @@ def main() -> None:
         raise utils.UserError(f"{params.where}: vocab_size must be at least 259, got {vocab_size}")
     texts = training_texts(Path(args.articles), Path(args.train))
     start = time.perf_counter()
-    tokenizer = Tokenizer.train(texts, vocab_size, special_tokens=(END, QUESTION, ANSWER))
+    tokenizer = Tokenizer.train(texts, vocab_size)  # with the special tokens qa.py uses
     with utils.atomic_path(args.output) as tmp:
         tokenizer.save(tmp)
     n_chars = sum(len(t) for t in texts)

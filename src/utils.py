@@ -113,6 +113,22 @@ def record_checker(fields: dict[str, type]) -> Callable[[dict[str, Any], str], N
     return check
 
 
+ARTICLE_FIELDS = {"id": str, "title": str, "domain": str, "url": str, "lead": str, "sections": list}
+
+
+def read_articles(path: str | Path) -> list[dict[str, Any]]:
+    """Read and check article records (naming file:line on any problem)."""
+    check_fields = record_checker(ARTICLE_FIELDS)
+
+    def check(article: dict[str, Any], where: str) -> None:
+        check_fields(article, where)
+        for section in article["sections"]:
+            if not isinstance(section, dict) or not isinstance(section.get("heading"), str) or not isinstance(section.get("text"), str):
+                raise UserError(f"{where}: each section needs string keys 'heading' and 'text'")
+
+    return read_jsonl(path, check)
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temp path next to `path`; rename it onto `path` only if the block succeeds.
@@ -166,6 +182,11 @@ def pick_device() -> str:
     if torch.backends.mps.is_available():
         return "mps"
     return "cpu"
+
+
+def slugify(text: str) -> str:
+    """A name safe for files and ids: "Halley's Comet" -> "halley-s-comet"."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")

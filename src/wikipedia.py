@@ -60,7 +60,7 @@ def article_id(domain: str, title: str) -> str:
 
 
 def _slug(title: str) -> str:
-    slug = re.sub(r"[\W_]+", "-", title.lower()).strip("-")
+    slug = utils.slugify(title)
     if not slug:
         raise FetchError(f"{title!r}: title has no letters or digits")
     return slug

@@ -209,7 +209,7 @@ def test_fetch_snapshot_records(fetch_runs):
     assert [r["title"] for r in records] == ["Liver", "Heart", "Tiger", "Red fox"]
     assert [r["domain"] for r in records] == ["anatomy", "anatomy", "animals", "animals"]
     for record in records:
-        assert set(record) == set(data_pipeline.ARTICLE_FIELDS)
+        assert set(record) == set(utils.ARTICLE_FIELDS)
         assert record["url"].startswith("snapshot:") and record["url"].endswith(f"{record['id']}.md")
     heart = records[1]
     # A lead wrapped over two lines is one paragraph joined with a space.

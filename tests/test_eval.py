@@ -21,14 +21,6 @@ METRICS = {"rougeL_f1", "token_f1", "exact_match"}
 SYSTEMS = {"model", "closed_book_retrieval", "open_book_retrieval"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     return trained_world(tmp_path_factory)

@@ -14,15 +14,6 @@ from model import MiniTransformer, ModelConfig, sample_next
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One thread: on a busy 2-core machine, OpenMP contention makes tiny models ~100x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 TINY = ModelConfig(vocab_size=300, max_seq_len=32, emb_dim=32, num_layers=2, num_heads=2)
 
 README_SNIPPET = """\
