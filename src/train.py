@@ -43,12 +43,15 @@ def article_chunks(article: dict[str, Any], tokenizer: Tokenizer, max_len: int, 
         sentences = utils.split_sentences(text)
         if shuffle is not None:
             shuffle.shuffle(sentences)
+        # A section's later chunks say "continued", so "Tiger (Diet):" is always followed by
+        # the section's opening sentences, which are what a question about it should recall.
         header = tokenizer.encode(f"{article['title']} ({heading}):")
         ids = list(header)
         for sentence in sentences:
             piece = tokenizer.encode(" " + sentence)
             if len(ids) + len(piece) + 1 > max_len and len(ids) > len(header):
                 chunks.append(ids + [end])
+                header = tokenizer.encode(f"{article['title']} ({heading}, continued):")
                 ids = list(header)
             ids.extend(piece)
         chunks.append(ids + [end])

@@ -269,7 +269,7 @@ def test_article_chunks_fit_carry_headers_and_end_and_keep_every_sentence(tok):
     # room for the longer header, the longest sentence, the end token, and a few tokens more
     longest = max(len(tok.encode(" " + s)) for part in (article["lead"], article["sections"][0]["text"])
                   for s in utils.split_sentences(part))
-    max_len = max(len(tok.encode(f"Mars ({h}):")) for h in ("Lead", "Moons")) + longest + 1 + 8
+    max_len = max(len(tok.encode(f"Mars ({h}, continued):")) for h in ("Lead", "Moons")) + longest + 1 + 8
     chunks = train.article_chunks(article, tok, max_len, None)
     by_part = {}
     for ids, mask in chunks:
@@ -277,12 +277,14 @@ def test_article_chunks_fit_carry_headers_and_end_and_keep_every_sentence(tok):
         assert mask == [1] * len(ids)
         assert ids[-1] == end and end not in ids[:-1]
         for heading in ("Lead", "Moons"):
-            header = tok.encode(f"Mars ({heading}):")
+            # only a part's first chunk has the plain header; later ones say "continued"
+            first = heading not in by_part
+            header = tok.encode(f"Mars ({heading}):" if first else f"Mars ({heading}, continued):")
             if ids[:len(header)] == header:
                 by_part.setdefault(heading, []).append(tok.decode(ids[len(header):-1]))
                 break
         else:
-            pytest.fail(f"chunk without a title/section header: {tok.decode(ids)!r}")
+            pytest.fail(f"chunk without its title/section header: {tok.decode(ids)!r}")
     assert len(by_part["Lead"]) > 1 and len(by_part["Moons"]) > 1  # the parts really were cut
     # in order, the chunks of each part hold exactly its sentences, none cut in half
     assert "".join(by_part["Lead"]) == " " + " ".join(utils.split_sentences(article["lead"]))
@@ -308,7 +310,7 @@ def test_article_chunks_with_shuffle_are_seeded_and_keep_the_sentences(tok):
     assert train.article_chunks(article, tok, max_len, random.Random(3)) == one
     assert one != plain
     def words(chunks):
-        bodies = [re.sub(r"^Mars \((Lead|Moons)\):", "", tok.decode(ids[:-1])) for ids, _ in chunks]
+        bodies = [re.sub(r"^Mars \((Lead|Moons)(, continued)?\):", "", tok.decode(ids[:-1])) for ids, _ in chunks]
         return sorted(w for body in bodies for w in body.split())
 
     assert words(one) == words(plain)  # the same sentences, in another order
