@@ -208,8 +208,8 @@ def train(args: argparse.Namespace) -> None:
 
 def save_checkpoint(model: MiniTransformer, config: ModelConfig, args: argparse.Namespace, step: int, val_loss: float) -> None:
     state = {"model": model.state_dict(), "config": asdict(config), "tokenizer": args.tokenizer, "step": step, "val_loss": val_loss}
-    with utils.atomic_path(args.checkpoint) as tmp:
-        torch.save(state, tmp)
+    with utils.atomic_path(args.checkpoint) as tmp, tmp.open("wb") as f:
+        torch.save(state, f)  # through a file object: a path would put the random temp name inside the file
 
 
 def write_outputs(history: list[dict], best_val: float, model: MiniTransformer, args: argparse.Namespace) -> None:
