@@ -20,7 +20,6 @@ import utils
 from question_templates import questions_for
 from utils import DOMAINS, UserError, read_articles, slugify
 
-QA_FIELDS = {"id": str, "fact_id": str, "domain": str, "title": str, "section": str, "question": str, "answer": str}
 DANGLING_STARTS = {"it", "its", "it's", "this", "these", "those", "they", "their", "them", "he", "she", "his", "her", "such"}
 
 
@@ -212,7 +211,7 @@ def split_pairs(pairs: list[dict[str, Any]], sizes: dict[str, float], seed: int)
 
 def split(input_path: Path, output_dir: Path, sizes: dict[str, float], seed: int) -> None:
     check_sizes(sizes)
-    pairs = utils.read_jsonl(input_path, utils.record_checker(QA_FIELDS))
+    pairs = utils.read_pairs(input_path)
     try:
         splits = split_pairs(pairs, sizes, seed)
     except ValueError as err:  # e.g. too few facts per domain to stratify

@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 import baselines
 import utils
-from qa import END, answer, encode_example, load_model, to_batch
+from qa import END, answer, encode_pairs, load_model, to_batch
 
 SYSTEMS = ("model", "closed_book_retrieval", "open_book_retrieval")
 ROUGE = rouge_scorer.RougeScorer(["rougeL"])
@@ -71,8 +71,7 @@ def answer_nll(model, tokenizer, pairs: list[dict], batch_size: int = 32) -> lis
     """(summed negative log-likelihood, token count) of each reference answer given its question."""
     pad_id = tokenizer.special_id(END)
     max_len = model.config.max_seq_len + 1
-    examples = [encode_example(tokenizer, p["question"], p["answer"]) for p in pairs]
-    examples = [(ids[:max_len], mask[:max_len]) for ids, mask in examples]
+    examples = encode_pairs(tokenizer, pairs, max_len)
     results = []
     for start in range(0, len(examples), batch_size):
         inputs, targets, mask = to_batch(examples[start:start + batch_size], pad_id, "cpu")
@@ -115,10 +114,10 @@ def write_plots(per_domain: dict[str, dict], csv_path: Path, png_path: Path) -> 
 def evaluate(args: argparse.Namespace) -> None:
     params = utils.load_params("eval", args.params)
     max_new_tokens = utils.require(params, "max_new_tokens", int)
-    test = utils.read_jsonl(args.test)
+    test = utils.read_pairs(args.test)
     if not test:
         raise utils.UserError(f"{args.test}: no test pairs")
-    train_pairs = utils.read_jsonl(args.train)
+    train_pairs = utils.read_pairs(args.train)
     articles = utils.read_articles(Path(args.articles))
     model, tokenizer = load_model(args.checkpoint)
 

@@ -31,6 +31,12 @@ def encode_example(tokenizer: Tokenizer, question: str, answer: str) -> tuple[li
     return prompt + target, [0] * len(prompt) + [1] * len(target)
 
 
+def encode_pairs(tokenizer: Tokenizer, pairs: list[dict], max_len: int) -> list[Example]:
+    """encode_example for each Q&A record, cut to max_len tokens (the context plus one)."""
+    examples = [encode_example(tokenizer, p["question"], p["answer"]) for p in pairs]
+    return [(ids[:max_len], mask[:max_len]) for ids, mask in examples]
+
+
 def to_batch(examples: list[Example], pad_id: int, device: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Pad a list of examples into (inputs, targets, loss mask), each (B, T)."""
     width = max(len(ids) for ids, _ in examples) - 1

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 import utils
 from model import MiniTransformer, ModelConfig
-from qa import END, Example, encode_example, to_batch
+from qa import END, Example, encode_pairs, to_batch
 from tokenizer import Tokenizer
 
 # ---------------------------------------------------------------- data
@@ -67,9 +67,8 @@ def build_examples(articles: list[dict], pairs: list[dict], tokenizer: Tokenizer
         examples += article_chunks(article, tokenizer, max_len, None) * params["article_repeats"]
         if params["shuffle_sentences"]:
             examples += article_chunks(article, tokenizer, max_len, rng)
-    for pair in pairs:
-        ids, mask = encode_example(tokenizer, pair["question"], pair["answer"])
-        examples += [(ids[:max_len], mask[:max_len])] * params["qa_repeats"]
+    for example in encode_pairs(tokenizer, pairs, max_len):
+        examples += [example] * params["qa_repeats"]
     return examples
 
 
@@ -165,9 +164,8 @@ def train(args: argparse.Namespace) -> None:
     pad_id = tokenizer.special_id(END)
 
     articles = utils.read_articles(Path(args.articles))
-    train_examples = build_examples(articles, utils.read_jsonl(args.train), tokenizer, params, max_len)
-    val_examples = [encode_example(tokenizer, p["question"], p["answer"]) for p in utils.read_jsonl(args.val)]
-    val_examples = [(ids[:max_len], mask[:max_len]) for ids, mask in val_examples]
+    train_examples = build_examples(articles, utils.read_pairs(args.train), tokenizer, params, max_len)
+    val_examples = encode_pairs(tokenizer, utils.read_pairs(args.val), max_len)
     val_batches = [to_batch(val_examples[i:i + params["batch_size"]], pad_id, device)
                    for i in range(0, len(val_examples), params["batch_size"])][: params["eval_batches"]]
     if len(train_examples) < params["batch_size"] or not val_batches:

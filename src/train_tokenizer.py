@@ -20,7 +20,7 @@ def training_texts(articles_path: Path, train_path: Path) -> list[str]:
     for article in utils.read_articles(articles_path):
         texts.append(f"{article['title']}. {article['lead']}")
         texts.extend(f"{section['heading']}. {section['text']}" for section in article["sections"])
-    for pair in utils.read_jsonl(train_path):
+    for pair in utils.read_pairs(train_path):
         texts.append(f"{pair['question']} {pair['answer']}")
     return texts
 

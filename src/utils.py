@@ -114,6 +114,7 @@ def record_checker(fields: dict[str, type]) -> Callable[[dict[str, Any], str], N
 
 
 ARTICLE_FIELDS = {"id": str, "title": str, "domain": str, "url": str, "lead": str, "sections": list}
+QA_FIELDS = {"id": str, "fact_id": str, "domain": str, "title": str, "section": str, "question": str, "answer": str}
 
 
 def read_articles(path: str | Path) -> list[dict[str, Any]]:
@@ -127,6 +128,11 @@ def read_articles(path: str | Path) -> list[dict[str, Any]]:
                 raise UserError(f"{where}: each section needs string keys 'heading' and 'text'")
 
     return read_jsonl(path, check)
+
+
+def read_pairs(path: str | Path) -> list[dict[str, Any]]:
+    """Read and check Q&A records (qa_pairs.jsonl and the splits)."""
+    return read_jsonl(path, record_checker(QA_FIELDS))
 
 
 @contextmanager

@@ -314,7 +314,7 @@ def test_documented_generate_command(documented_runs):
     tmp, results = documented_runs
     assert_ok(results["generate"])
     pairs = utils.read_jsonl(tmp / "data/processed/qa_pairs.jsonl")
-    assert pairs and all(set(p) == set(data_pipeline.QA_FIELDS) for p in pairs)
+    assert pairs and all(set(p) == set(utils.QA_FIELDS) for p in pairs)
     assert (tmp / "data/processed/generate_summary.json").is_file()
 
 
