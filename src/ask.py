@@ -3,6 +3,7 @@
     python src/ask.py "What is a comet?"
     python src/ask.py                      # interactive: one question per line, empty line or Ctrl-D quits
 
+The reply opens with the article section the model recalls, e.g. "Comet (Lead): A comet is ...".
 Greedy by default (the same answer every time); --temperature, --top-k and --top-p sample instead.
 """
 from __future__ import annotations
@@ -12,7 +13,7 @@ import argparse
 import torch
 
 import utils
-from qa import answer, load_model
+from qa import load_model, reply
 
 
 def main() -> None:
@@ -33,7 +34,7 @@ def main() -> None:
     sampling = {"temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p, "generator": generator}
 
     if args.question:
-        print(answer(model, tokenizer, args.question, args.max_new_tokens, **sampling))
+        print(reply(model, tokenizer, args.question, args.max_new_tokens, **sampling))
         return
     print("Ask a question about astronomy, anatomy, animals, geography, chemistry or weather (empty line quits).")
     while True:
@@ -43,7 +44,7 @@ def main() -> None:
             break
         if not question:
             break
-        print(answer(model, tokenizer, question, args.max_new_tokens, **sampling))
+        print(reply(model, tokenizer, question, args.max_new_tokens, **sampling))
 
 
 if __name__ == "__main__":

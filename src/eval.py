@@ -5,7 +5,7 @@
 On the test split (facts whose Q&A pairs training never saw), it scores three systems
 with the same metrics: the model (greedy answers), and the two retrieval baselines of
 baselines.py. Writes metrics/eval.json, plots/eval_per_domain.{csv,png} and
-metrics/test_answers.jsonl (question / generated / reference, for a person to read).
+metrics/test_answers.jsonl (question, the model's source and answer, the reference, for a person to read).
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 import baselines
 import utils
-from qa import END, answer, encode_pairs, load_model, to_batch
+from qa import END, encode_pairs, load_model, reply, source_header, split_source, to_batch
 
 SYSTEMS = ("model", "closed_book_retrieval", "open_book_retrieval")
 ROUGE = rouge_scorer.RougeScorer(["rougeL"])
@@ -68,10 +68,14 @@ def sentence_count(text: str) -> int:
 
 @torch.no_grad()
 def answer_nll(model, tokenizer, pairs: list[dict], batch_size: int = 32) -> list[tuple[float, int]]:
-    """(summed negative log-likelihood, token count) of each reference answer given its question."""
+    """(summed negative log-likelihood, token count) of each reference answer given its
+    question and source header (the header's own tokens are not counted)."""
     pad_id = tokenizer.special_id(END)
     max_len = model.config.max_seq_len + 1
-    examples = encode_pairs(tokenizer, pairs, max_len)
+    examples = []
+    for (ids, mask), pair in zip(encode_pairs(tokenizer, pairs, max_len), pairs):
+        start, length = mask.index(1), len(tokenizer.encode(source_header(pair["title"], pair["section"])))
+        examples.append((ids, mask[:start] + [0] * length + mask[start + length:]))
     results = []
     for start in range(0, len(examples), batch_size):
         inputs, targets, mask = to_batch(examples[start:start + batch_size], pad_id, "cpu")
@@ -123,8 +127,9 @@ def evaluate(args: argparse.Namespace) -> None:
 
     questions = [p["question"] for p in test]
     references = [p["answer"] for p in test]
+    replies = [split_source(reply(model, tokenizer, q, max_new_tokens)) for q in tqdm(questions, desc="eval", mininterval=2.0)]
     answers = {
-        "model": [answer(model, tokenizer, q, max_new_tokens) for q in tqdm(questions, desc="eval", mininterval=2.0)],
+        "model": [text for _, text in replies],
         "closed_book_retrieval": baselines.closed_book_answers(train_pairs, questions),
         "open_book_retrieval": baselines.open_book_answers(articles, questions),
     }
@@ -143,7 +148,8 @@ def evaluate(args: argparse.Namespace) -> None:
     utils.write_json(args.metrics, metrics)
     write_plots(metrics["per_domain"], Path(args.plot_csv), Path(args.plot_png))
     utils.write_jsonl(args.answers, (
-        {"domain": p["domain"], "question": p["question"], "generated": answers["model"][i], "reference": p["answer"]}
+        {"domain": p["domain"], "question": p["question"], "source": replies[i][0], "generated": answers["model"][i],
+         "reference_source": source_header(p["title"], p["section"]), "reference": p["answer"]}
         for i, p in enumerate(test)
     ))
     print("eval: " + "; ".join(f"{s} rougeL {metrics[s]['rougeL_f1']:.3f}" for s in SYSTEMS)

@@ -1,11 +1,15 @@
 """A tiny decoder-only transformer (GPT-style), small enough to read in ten minutes.
 
-ids (B, T) -> token + position embeddings -> num_layers x Block -> LayerNorm -> logits (B, T, V)
+ids (B, T) -> token embeddings -> num_layers x Block -> LayerNorm -> logits (B, T, V)
 
 Each Block is pre-norm: x + attention(norm(x)), then x + feed_forward(norm(x)).
 Attention is causal: position t only sees positions <= t, so the model learns to
-predict the next token. The output layer shares its weights with the token embedding
-(weight tying), which saves vocab_size * emb_dim parameters.
+predict the next token. Positions enter as rotary embeddings (RoPE): queries and keys
+are rotated by an angle that grows with the position, so attention depends on how far
+apart two tokens are, not where they sit. A sentence learned at the start of an article
+chunk is then the same pattern when it comes after a question. The output layer shares
+its weights with the token embedding (weight tying), which saves vocab_size * emb_dim
+parameters.
 
 This file imports nothing from the project, so it can be read and reused on its own.
 """
@@ -30,6 +34,24 @@ class ModelConfig:
     dropout: float = 0.0
 
 
+def rotary_angles(head_dim: int, max_seq_len: int, base: float = 10000.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin of each position's rotation angles, (max_seq_len, head_dim).
+
+    Channel pair (i, i + head_dim/2) turns base^(-2i/head_dim) radians per position: fast
+    for the first pairs (fine position), slow for the last (coarse position).
+    """
+    speeds = base ** (-torch.arange(0, head_dim, 2).float() / head_dim)
+    angles = torch.outer(torch.arange(max_seq_len).float(), speeds).repeat(1, 2)
+    return angles.cos(), angles.sin()
+
+
+def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate channel pairs (i, i + head_dim/2) of x (B, nh, T, hs) by their angles (T, hs)."""
+    x1, x2 = x.chunk(2, dim=-1)
+    cos, sin = cos.to(x.dtype), sin.to(x.dtype)  # stay in bfloat16 under autocast
+    return x * cos + torch.cat((-x2, x1), dim=-1) * sin
+
+
 class CausalSelfAttention(nn.Module):
     """Multi-head attention where each position attends only to itself and the past."""
 
@@ -41,11 +63,12 @@ class CausalSelfAttention(nn.Module):
         self.proj = nn.Linear(config.emb_dim, config.emb_dim, bias=False)
         self.dropout = config.dropout
 
-    def forward(self, x: torch.Tensor, cache: tuple[torch.Tensor, torch.Tensor] | None = None):
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, cache: tuple[torch.Tensor, torch.Tensor] | None = None):
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)
         # (B, T, C) -> (B, nh, T, hs): each head works on its own slice of the channels
         q, k, v = (t.view(B, T, self.num_heads, C // self.num_heads).transpose(1, 2) for t in (q, k, v))
+        q, k = rotate(q, cos, sin), rotate(k, cos, sin)
         if cache is not None:
             # Decoding one new token: it may attend to every cached (earlier) position.
             k = torch.cat([cache[0], k], dim=2)
@@ -82,8 +105,8 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(config.emb_dim)
         self.ff = FeedForward(config)
 
-    def forward(self, x: torch.Tensor, cache=None):
-        attn_out, new_cache = self.attn(self.norm1(x), cache)
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, cache=None):
+        attn_out, new_cache = self.attn(self.norm1(x), cos, sin, cache)
         x = x + attn_out
         x = x + self.ff(self.norm2(x))
         return x, new_cache
@@ -96,7 +119,9 @@ class MiniTransformer(nn.Module):
         super().__init__()
         self.config = config
         self.tok_emb = nn.Embedding(config.vocab_size, config.emb_dim)
-        self.pos_emb = nn.Embedding(config.max_seq_len, config.emb_dim)
+        cos, sin = rotary_angles(config.emb_dim // config.num_heads, config.max_seq_len)
+        self.register_buffer("cos", cos, persistent=False)  # fixed, not learned: not in the checkpoint
+        self.register_buffer("sin", sin, persistent=False)
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.num_layers))
         self.norm = nn.LayerNorm(config.emb_dim)
@@ -128,11 +153,11 @@ class MiniTransformer(nn.Module):
         B, T = ids.shape
         if start_pos + T > self.config.max_seq_len:
             raise ValueError(f"sequence of {start_pos + T} tokens exceeds max_seq_len={self.config.max_seq_len}")
-        positions = torch.arange(start_pos, start_pos + T, device=ids.device)
-        x = self.drop(self.tok_emb(ids) + self.pos_emb(positions))  # (B, T, C)
+        cos, sin = self.cos[start_pos:start_pos + T], self.sin[start_pos:start_pos + T]
+        x = self.drop(self.tok_emb(ids))  # (B, T, C)
         for i, block in enumerate(self.blocks):
             layer_cache = cache[i] if cache is not None and i < len(cache) else None
-            x, new_layer_cache = block(x, layer_cache)
+            x, new_layer_cache = block(x, cos, sin, layer_cache)
             if cache is not None:
                 cache[i:i + 1] = [new_layer_cache]
         return self.lm_head(self.norm(x))

@@ -2,9 +2,15 @@
 
 A Q&A example is laid out as
 
-    <|question|> What does the tiger eat? <|answer|> Tigers are carnivores ... <|endoftext|>
+    <|question|> What does the tiger eat? <|answer|> Tiger (Diet): Tigers are carnivores ... <|endoftext|>
 
-and the model is trained to produce only the part after <|answer|>. Shared by train, eval and ask.
+and the model is trained to produce only the part after <|answer|>. The answer opens with
+its source, the same "Tiger (Diet):" header that starts that section's text in training
+(train.article_chunks). So the model first names the section it will recall, and then the
+text it learned after that header is the likeliest continuation: answering a question
+becomes reciting from memory (recitation, as in Sun et al. 2023, "Recitation-Augmented
+Language Models"). The source is shown to the user and left out of the scored answer.
+Shared by train, eval and ask.
 """
 from __future__ import annotations
 
@@ -19,21 +25,40 @@ QUESTION, ANSWER, END = "<|question|>", "<|answer|>", "<|endoftext|>"
 Example = tuple[list[int], list[int]]  # (token ids, loss mask)
 
 
+def source_header(title: str, heading: str) -> str:
+    """The header naming an article section, the start of its training text and of an answer.
+
+    >>> source_header("Tiger", "Diet")
+    'Tiger (Diet):'
+    """
+    return f"{title} ({heading}):"
+
+
+def split_source(reply: str) -> tuple[str, str]:
+    """Split a generated reply into (source header, answer); ("", reply) if it names no source.
+
+    >>> split_source("Mercury (planet) (Orbit): Mercury orbits the Sun.")
+    ('Mercury (planet) (Orbit):', 'Mercury orbits the Sun.')
+    """
+    source, colon, rest = reply.partition("):")
+    return (source + colon, rest.strip()) if colon else ("", reply.strip())
+
+
 def encode_prompt(tokenizer: Tokenizer, question: str) -> list[int]:
     """Token ids of the prompt: the model continues it with the answer."""
     return [tokenizer.special_id(QUESTION)] + tokenizer.encode(" " + question.strip()) + [tokenizer.special_id(ANSWER)]
 
 
-def encode_example(tokenizer: Tokenizer, question: str, answer: str) -> tuple[list[int], list[int]]:
-    """(ids, loss_mask): the mask is 1 on the answer and the end token, 0 on the prompt."""
+def encode_example(tokenizer: Tokenizer, question: str, source: str, answer: str) -> Example:
+    """(ids, loss_mask): the mask is 1 on the source, the answer and the end token, 0 on the prompt."""
     prompt = encode_prompt(tokenizer, question)
-    target = tokenizer.encode(" " + answer.strip()) + [tokenizer.special_id(END)]
+    target = tokenizer.encode(source) + tokenizer.encode(" " + answer.strip()) + [tokenizer.special_id(END)]
     return prompt + target, [0] * len(prompt) + [1] * len(target)
 
 
 def encode_pairs(tokenizer: Tokenizer, pairs: list[dict], max_len: int) -> list[Example]:
     """encode_example for each Q&A record, cut to max_len tokens (the context plus one)."""
-    examples = [encode_example(tokenizer, p["question"], p["answer"]) for p in pairs]
+    examples = [encode_example(tokenizer, p["question"], source_header(p["title"], p["section"]), p["answer"]) for p in pairs]
     return [(ids[:max_len], mask[:max_len]) for ids, mask in examples]
 
 
@@ -60,8 +85,9 @@ def load_model(checkpoint: str | Path, device: str = "cpu") -> tuple[MiniTransfo
     return model, Tokenizer.load(state["tokenizer"])
 
 
-def answer(model: MiniTransformer, tokenizer: Tokenizer, question: str, max_new_tokens: int = 110, **sampling) -> str:
-    """Generate the model's answer to one question (greedy unless sampling options are given)."""
+def reply(model: MiniTransformer, tokenizer: Tokenizer, question: str, max_new_tokens: int = 110, **sampling) -> str:
+    """The model's full reply to one question, source header included (greedy unless sampling options are given)."""
     prompt = encode_prompt(tokenizer, question)
     new_ids = model.generate(prompt, max_new_tokens, stop_id=tokenizer.special_id(END), **sampling)
     return tokenizer.decode(new_ids).strip()
+

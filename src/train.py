@@ -5,7 +5,7 @@
 One shuffled stream mixes two kinds of example, each its own row (never packed together,
 so two paraphrases of one fact never share a window):
   - article chunks, "Jupiter (Orbit): Jupiter orbits the Sun ...", with loss on every token;
-  - training Q&A pairs in the format of qa.py, with loss on the answer tokens only.
+  - training Q&A pairs in the format of qa.py, with loss on the answer (and its source header) only.
 Seeing each fact in the articles AND seeing how questions map to article sections is what
 lets the model answer questions about facts whose Q&A pairs it never saw (the test split).
 Keeps the checkpoint with the best validation loss; writes metrics/train.json and
@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 import utils
 from model import MiniTransformer, ModelConfig
-from qa import END, Example, encode_pairs, to_batch
+from qa import END, Example, encode_pairs, source_header, to_batch
 from tokenizer import Tokenizer
 
 # ---------------------------------------------------------------- data
@@ -44,14 +44,15 @@ def article_chunks(article: dict[str, Any], tokenizer: Tokenizer, max_len: int, 
         if shuffle is not None:
             shuffle.shuffle(sentences)
         # A section's later chunks say "continued", so "Tiger (Diet):" is always followed by
-        # the section's opening sentences, which are what a question about it should recall.
-        header = tokenizer.encode(f"{article['title']} ({heading}):")
+        # the section's opening sentences: what the model recites after naming that source
+        # in an answer (see qa.py).
+        header = tokenizer.encode(source_header(article["title"], heading))
         ids = list(header)
         for sentence in sentences:
             piece = tokenizer.encode(" " + sentence)
             if len(ids) + len(piece) + 1 > max_len and len(ids) > len(header):
                 chunks.append(ids + [end])
-                header = tokenizer.encode(f"{article['title']} ({heading}, continued):")
+                header = tokenizer.encode(source_header(article["title"], f"{heading}, continued"))
                 ids = list(header)
             ids.extend(piece)
         chunks.append(ids + [end])

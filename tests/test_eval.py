@@ -144,18 +144,23 @@ def test_eval_model_answers_and_perplexity_are_the_models(evaluated):
 
     model, tokenizer = qa.load_model(checkpoint)
     max_new_tokens = utils.load_params("eval", world["params"])["max_new_tokens"]
-    assert [r["generated"] for r in rows] == [qa.answer(model, tokenizer, p["question"], max_new_tokens) for p in test]
+    replies = [qa.split_source(qa.reply(model, tokenizer, p["question"], max_new_tokens)) for p in test]
+    assert [(r["source"], r["generated"]) for r in rows] == replies
+    assert [r["reference_source"] for r in rows] == [qa.source_header(p["title"], p["section"]) for p in test]
     metrics = json.loads(outputs["metrics"].read_text())
     expected = eval_stage.score([r["generated"] for r in rows], [p["answer"] for p in test])
     assert {k: metrics["model"][k] for k in METRICS} == expected
 
-    # perplexity: exp of the mean loss over answer tokens (and their end token), prompt excluded,
-    # within the context the model has (longer examples are cut, as in training)
+    # perplexity: exp of the mean loss over answer tokens (and their end token), prompt and source
+    # header excluded, within the context the model has (longer examples are cut, as in training)
     total, count = 0.0, 0
     max_len = model.config.max_seq_len + 1
     with torch.no_grad():
         for p in test:
-            ids, mask = qa.encode_example(tokenizer, p["question"], p["answer"])
+            header = qa.source_header(p["title"], p["section"])
+            ids, mask = qa.encode_example(tokenizer, p["question"], header, p["answer"])
+            prompt_and_header = len(qa.encode_prompt(tokenizer, p["question"]) + tokenizer.encode(header))
+            mask = [0] * prompt_and_header + mask[prompt_and_header:]
             ids, mask = ids[:max_len], mask[:max_len]
             logits = model(torch.tensor([ids[:-1]]))[0]
             losses = F.cross_entropy(logits, torch.tensor(ids[1:]), reduction="none")
@@ -185,7 +190,7 @@ def test_ask_answers_a_question_from_the_command_line(trained):
     result = run_ask("--checkpoint", model_files["checkpoint"], "What does the tiger eat?")
     assert result.returncode == 0, result.stderr
     model, tokenizer = qa.load_model(model_files["checkpoint"])
-    assert result.stdout == qa.answer(model, tokenizer, "What does the tiger eat?") + "\n"  # greedy by default
+    assert result.stdout == qa.reply(model, tokenizer, "What does the tiger eat?") + "\n"  # greedy by default
 
 
 def test_ask_reads_questions_from_stdin_until_eof(trained):
@@ -194,7 +199,7 @@ def test_ask_reads_questions_from_stdin_until_eof(trained):
     result = run_ask("--checkpoint", model_files["checkpoint"], stdin="\n".join(questions) + "\n")
     assert result.returncode == 0, result.stderr
     model, tokenizer = qa.load_model(model_files["checkpoint"])
-    first, second = (qa.answer(model, tokenizer, q) for q in questions)
+    first, second = (qa.reply(model, tokenizer, q) for q in questions)
     intro, _, dialogue = result.stdout.partition("\n")
     assert "question" in intro.lower()
     assert dialogue == f"> {first}\n> {second}\n> "  # one prompt per question, then EOF ends it

@@ -33,7 +33,6 @@ def tiny_model(seed: int = 0, config: ModelConfig = TINY, spread: float = 1.0) -
     model = MiniTransformer(config).eval()
     with torch.no_grad():
         model.tok_emb.weight.mul_(spread)
-        model.pos_emb.weight.mul_(spread)
     return model
 
 
@@ -51,9 +50,9 @@ def test_readme_quick_usage_snippet_runs_and_reports_about_3_4m_parameters():
 
 def test_num_params_counts_the_tied_output_layer_once():
     model = MiniTransformer(TINY)
-    c, v, t, L = TINY.emb_dim, TINY.vocab_size, TINY.max_seq_len, TINY.num_layers
+    c, v, L = TINY.emb_dim, TINY.vocab_size, TINY.num_layers
     per_layer = 3 * c * c + c * c + 3 * c * 4 * c + 2 * 2 * c  # qkv, proj, SwiGLU, two LayerNorms
-    assert model.num_params() == v * c + t * c + L * per_layer + 2 * c
+    assert model.num_params() == v * c + L * per_layer + 2 * c  # rotary positions have no parameters
 
 
 def test_linear_layers_are_xavier_uniform():
@@ -74,12 +73,11 @@ def test_linear_layers_are_xavier_uniform():
 def test_embeddings_are_small_normals_and_output_layer_is_tied():
     torch.manual_seed(0)
     model = MiniTransformer(ModelConfig(vocab_size=300, max_seq_len=64, emb_dim=64, num_layers=1, num_heads=2))
-    for table in (model.tok_emb.weight, model.pos_emb.weight):
-        w = table.detach()
-        assert w.std().item() == pytest.approx(0.02, rel=0.06)
-        assert abs(w.mean().item()) < 0.002
-        # a normal has tails: the largest of thousands of draws is well beyond sqrt(3) std (a uniform's edge)
-        assert w.abs().max().item() > 3 * 0.02
+    w = model.tok_emb.weight.detach()
+    assert w.std().item() == pytest.approx(0.02, rel=0.06)
+    assert abs(w.mean().item()) < 0.002
+    # a normal has tails: the largest of thousands of draws is well beyond sqrt(3) std (a uniform's edge)
+    assert w.abs().max().item() > 3 * 0.02
     assert model.lm_head.weight is model.tok_emb.weight
     with torch.no_grad():
         model.tok_emb.weight[5, 0] = 123.0
@@ -114,6 +112,26 @@ def test_forward_rejects_sequences_longer_than_max_seq_len():
         model(torch.zeros(1, TINY.max_seq_len + 1, dtype=torch.long))
     with pytest.raises(ValueError, match="max_seq_len"):
         model(torch.zeros(1, 2, dtype=torch.long), cache=[], start_pos=TINY.max_seq_len - 1)
+
+
+def test_rotary_attention_scores_depend_only_on_the_distance_between_positions():
+    from model import rotary_angles, rotate
+    torch.manual_seed(0)
+    q, k = torch.randn(1, 1, 1, 16), torch.randn(1, 1, 1, 16)
+    cos, sin = rotary_angles(16, 64)
+
+    def score(m: int, n: int) -> float:
+        return float((rotate(q, cos[m:m + 1], sin[m:m + 1]) * rotate(k, cos[n:n + 1], sin[n:n + 1])).sum())
+
+    assert score(7, 3) == pytest.approx(score(40, 36), abs=1e-4)
+    assert score(7, 3) != pytest.approx(score(7, 5), abs=1e-3)
+    assert float(rotate(q, cos[9:10], sin[9:10]).norm()) == pytest.approx(float(q.norm()), abs=1e-5)  # a rotation
+
+
+def test_the_same_tokens_give_the_same_logits_wherever_they_start():
+    model = tiny_model()
+    ids = torch.randint(0, TINY.vocab_size, (1, 8))
+    torch.testing.assert_close(model(ids, cache=[], start_pos=20), model(ids), atol=1e-5, rtol=1e-4)
 
 
 def test_forward_with_kv_cache_matches_full_forward_token_by_token():

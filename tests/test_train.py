@@ -233,19 +233,38 @@ def test_lr_cosine_decays_to_min_lr_and_is_monotonic_after_warmup():
 
 # ---------------------------------------------------------------- Q&A format and chunks
 
-def test_encode_example_masks_the_prompt_and_trains_on_answer_and_end(tok):
+def test_encode_example_masks_the_prompt_and_trains_on_source_answer_and_end(tok):
     question, answer = "What does the tiger eat?", "Tigers are carnivores. They hunt deer."
-    ids, mask = qa.encode_example(tok, question, answer)
-    q_ids, a_ids = tok.encode(" " + question), tok.encode(" " + answer)
+    ids, mask = qa.encode_example(tok, question, "Tiger (Diet):", answer)
+    q_ids, s_ids, a_ids = tok.encode(" " + question), tok.encode("Tiger (Diet):"), tok.encode(" " + answer)
     prompt = [tok.special_id(qa.QUESTION)] + q_ids + [tok.special_id(qa.ANSWER)]
     assert qa.encode_prompt(tok, "  " + question + " ") == prompt
-    assert ids == prompt + a_ids + [tok.special_id(qa.END)]
-    assert mask == [0] * len(prompt) + [1] * (len(a_ids) + 1)
-    assert tok.decode(ids) == f"<|question|> {question}<|answer|> {answer}<|endoftext|>"
+    assert ids == prompt + s_ids + a_ids + [tok.special_id(qa.END)]
+    assert mask == [0] * len(prompt) + [1] * (len(s_ids) + len(a_ids) + 1)
+    assert tok.decode(ids) == f"<|question|> {question}<|answer|>Tiger (Diet): {answer}<|endoftext|>"
+
+
+def test_an_answer_starts_with_the_same_tokens_as_its_sections_first_article_chunk(tok):
+    """What recitation rests on: after the source header, answer and article text agree."""
+    text = ARTICLES[0]["sections"][0]["text"]
+    article = {"title": ARTICLES[0]["title"], "lead": ARTICLES[0]["lead"], "sections": [ARTICLES[0]["sections"][0]]}
+    first_chunk = train.article_chunks(article, tok, 200, None)[1][0]
+    pair = {"question": "Any question?", "title": article["title"], "section": article["sections"][0]["heading"],
+            "answer": " ".join(utils.split_sentences(text)[:2])}
+    ids, mask = qa.encode_pairs(tok, [pair], 200)[0]
+    target = ids[mask.index(1):-1]
+    assert first_chunk[:len(target)] == target
+
+
+def test_split_source_separates_the_header_from_the_answer():
+    assert qa.split_source("Tiger (Diet): Tigers hunt deer (and pigs): mostly.") == ("Tiger (Diet):", "Tigers hunt deer (and pigs): mostly.")
+    assert qa.split_source(" Tigers hunt deer. ") == ("", "Tigers hunt deer.")
+    header = qa.source_header("Mercury (planet)", "Orbit")
+    assert qa.split_source(f"{header} It is fast.") == (header, "It is fast.")
 
 
 def test_to_batch_shifts_targets_and_pads(tok):
-    short, long_ = qa.encode_example(tok, "Why?", "Because."), qa.encode_example(tok, "What is Mars?", "A planet. It is red.")
+    short, long_ = qa.encode_example(tok, "Why?", "A (B):", "Because."), qa.encode_example(tok, "What is Mars?", "Mars (Lead):", "A planet. It is red.")
     pad = tok.special_id(qa.END)
     inputs, targets, mask = qa.to_batch([short, long_], pad, "cpu")
     assert inputs.shape == targets.shape == mask.shape == (2, len(long_[0]) - 1)
@@ -353,7 +372,7 @@ def test_checkpoint_loads_weights_only_and_answers(trained):
     assert not model.training
     assert model.num_params() == json.loads(outputs["metrics"].read_text())["num_params"]
     assert tokenizer.merges == tiny_tokenizer().merges
-    reply = qa.answer(model, tokenizer, "What does the tiger eat?", max_new_tokens=20)
+    reply = qa.reply(model, tokenizer, "What does the tiger eat?", max_new_tokens=20)
     assert isinstance(reply, str)
     assert len(tokenizer.encode(reply)) <= 20
 
