@@ -84,8 +84,9 @@ def answer_nll(model, tokenizer, pairs: list[dict], batch_size: int = 32) -> lis
     return results
 
 
-def model_scores(generated: list[str], references: list[str], nll: list[tuple[float, int]]) -> dict[str, float]:
+def model_scores(generated: list[str], references: list[str], nll: list[tuple[float, int]], right_source: list[bool]) -> dict[str, float]:
     scores = score(generated, references)
+    scores["source_accuracy"] = round(sum(right_source) / len(right_source), 4)  # named the reference's section
     scores["perplexity"] = round(math.exp(sum(s for s, _ in nll) / sum(n for _, n in nll)), 3)
     scores["sentences_2_4"] = round(sum(2 <= sentence_count(g) <= 4 for g in generated) / len(generated), 4)
     return scores
@@ -134,11 +135,13 @@ def evaluate(args: argparse.Namespace) -> None:
         "open_book_retrieval": baselines.open_book_answers(articles, questions),
     }
     nll = answer_nll(model, tokenizer, test)
+    reference_sources = [source_header(p["title"], p["section"]) for p in test]
 
     def scores_for(indices: list[int]) -> dict[str, dict]:
         refs = [references[i] for i in indices]
         result = {s: score([answers[s][i] for i in indices], refs) for s in SYSTEMS}
-        result["model"] = model_scores([answers["model"][i] for i in indices], refs, [nll[i] for i in indices])
+        result["model"] = model_scores([answers["model"][i] for i in indices], refs, [nll[i] for i in indices],
+                                       [replies[i][0] == reference_sources[i] for i in indices])
         return result
 
     metrics = scores_for(list(range(len(test))))
@@ -149,7 +152,7 @@ def evaluate(args: argparse.Namespace) -> None:
     write_plots(metrics["per_domain"], Path(args.plot_csv), Path(args.plot_png))
     utils.write_jsonl(args.answers, (
         {"domain": p["domain"], "question": p["question"], "source": replies[i][0], "generated": answers["model"][i],
-         "reference_source": source_header(p["title"], p["section"]), "reference": p["answer"]}
+         "reference_source": reference_sources[i], "reference": p["answer"]}
         for i, p in enumerate(test)
     ))
     print("eval: " + "; ".join(f"{s} rougeL {metrics[s]['rougeL_f1']:.3f}" for s in SYSTEMS)

@@ -113,7 +113,7 @@ def test_eval_writes_metrics_for_every_system_and_domain(evaluated):
         for system in SYSTEMS:
             assert METRICS <= set(where[system])
             assert all(0.0 <= where[system][m] <= 1.0 for m in METRICS)
-        assert {"perplexity", "sentences_2_4"} <= set(where["model"])
+        assert {"perplexity", "sentences_2_4", "source_accuracy"} <= set(where["model"])
         assert math.isfinite(where["model"]["perplexity"]) and where["model"]["perplexity"] > 1
         assert 0.0 <= where["model"]["sentences_2_4"] <= 1.0
     assert list(metrics["per_domain"]) == ["astronomy", "animals"]  # the domains present, in utils.DOMAINS order
@@ -139,6 +139,7 @@ def test_eval_model_answers_and_perplexity_are_the_models(evaluated):
     world, checkpoint, outputs = evaluated
     test = utils.read_jsonl(world["test"])
     rows = utils.read_jsonl(outputs["answers"])
+    metrics = json.loads(outputs["metrics"].read_text())
     assert [(r["question"], r["reference"]) for r in rows] == [(p["question"], p["answer"]) for p in test]
     assert all(isinstance(r["generated"], str) for r in rows)
 
@@ -147,7 +148,8 @@ def test_eval_model_answers_and_perplexity_are_the_models(evaluated):
     replies = [qa.split_source(qa.reply(model, tokenizer, p["question"], max_new_tokens)) for p in test]
     assert [(r["source"], r["generated"]) for r in rows] == replies
     assert [r["reference_source"] for r in rows] == [qa.source_header(p["title"], p["section"]) for p in test]
-    metrics = json.loads(outputs["metrics"].read_text())
+    right = [r["source"] == r["reference_source"] for r in rows]
+    assert metrics["model"]["source_accuracy"] == round(sum(right) / len(right), 4)
     expected = eval_stage.score([r["generated"] for r in rows], [p["answer"] for p in test])
     assert {k: metrics["model"][k] for k in METRICS} == expected
 
