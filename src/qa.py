@@ -90,4 +90,3 @@ def reply(model: MiniTransformer, tokenizer: Tokenizer, question: str, max_new_t
     prompt = encode_prompt(tokenizer, question)
     new_ids = model.generate(prompt, max_new_tokens, stop_id=tokenizer.special_id(END), **sampling)
     return tokenizer.decode(new_ids).strip()
-
