@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, "src")
 import utils  # noqa: E402
-from model import MiniTransformer, ModelConfig  # noqa: E402
+from model import MiniTransformer, ModelConfig, attend  # noqa: E402
 
 
 def median_seconds(fn, repeats: int) -> float:
@@ -44,6 +44,13 @@ def training_tokens_per_second(model: MiniTransformer, batch_size: int, bf16: bo
     return batch_size * model.config.max_seq_len / median_seconds(step, repeats=5)
 
 
+def attention_milliseconds(attention, config: ModelConfig, batch_size: int) -> float:
+    """Forward and backward of one layer's causal attention in bfloat16, at full context."""
+    shape = (batch_size, config.num_heads, config.max_seq_len, config.emb_dim // config.num_heads)
+    q, k, v = (torch.randn(shape, dtype=torch.bfloat16, requires_grad=True) for _ in range(3))
+    return 1000 * median_seconds(lambda: attention(q, k, v).sum().backward(), repeats=5)
+
+
 def generation_tokens_per_second(model: MiniTransformer, use_cache: bool) -> float:
     model.eval()
     new_tokens = model.config.max_seq_len - 8
@@ -62,6 +69,9 @@ def main() -> None:
     batch = train_params["batch_size"]
     print(f"training, fp32:       {training_tokens_per_second(model, batch, bf16=False):8.0f} tokens/s (batch {batch})")
     print(f"training, bf16 autocast: {training_tokens_per_second(model, batch, bf16=True):5.0f} tokens/s (batch {batch})")
+    ms_ours = attention_milliseconds(attend, model.config, batch)
+    ms_torch = attention_milliseconds(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True), model.config, batch)
+    print(f"attention, bf16 forward+backward: {ms_ours:.1f} ms model.attend, {ms_torch:.1f} ms F.scaled_dot_product_attention")
     print(f"generation, KV cache:    {generation_tokens_per_second(model, use_cache=True):5.0f} tokens/s")
     print(f"generation, no cache:    {generation_tokens_per_second(model, use_cache=False):5.0f} tokens/s")
 

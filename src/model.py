@@ -52,6 +52,22 @@ def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tenso
     return x * cos + torch.cat((-x2, x1), dim=-1) * sin
 
 
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout: float = 0.0) -> torch.Tensor:
+    """Causal attention: each query takes a weighted mean of the values of the keys at or
+    before its own position, weighted by softmax(query . key / sqrt(head_dim)).
+
+    q (B, nh, T, hs) are the newest T positions; k, v (B, nh, S, hs) are all S positions so
+    far (S > T when decoding with a KV cache). Written out rather than calling
+    F.scaled_dot_product_attention: at these sizes, its CPU kernel's forward and backward
+    take about 3x as long in bfloat16 (benchmark.py times both).
+    """
+    T, S = q.shape[-2], k.shape[-2]
+    scores = q @ k.transpose(-2, -1) * q.shape[-1] ** -0.5  # (B, nh, T, S)
+    future = torch.ones(T, S, dtype=torch.bool, device=q.device).triu(S - T + 1)
+    weights = F.dropout(scores.masked_fill(future, float("-inf")).softmax(dim=-1), dropout)
+    return weights @ v
+
+
 class CausalSelfAttention(nn.Module):
     """Multi-head attention where each position attends only to itself and the past."""
 
@@ -73,9 +89,7 @@ class CausalSelfAttention(nn.Module):
             # Decoding one new token: it may attend to every cached (earlier) position.
             k = torch.cat([cache[0], k], dim=2)
             v = torch.cat([cache[1], v], dim=2)
-        y = F.scaled_dot_product_attention(
-            q, k, v, is_causal=cache is None, dropout_p=self.dropout if self.training else 0.0
-        )
+        y = attend(q, k, v, self.dropout if self.training else 0.0)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # re-join the heads
         return self.proj(y), (k, v)
 

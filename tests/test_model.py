@@ -105,6 +105,17 @@ def test_forward_is_causal():
     assert not torch.allclose(a[0, 7:], b[0, 7:])  # position 7 and later do
 
 
+def test_attend_matches_pytorch_attention_with_and_without_a_cache():
+    from model import attend
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 9, 8) for _ in range(3))
+    expected = nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+    torch.testing.assert_close(attend(q, k, v), expected)
+    # The last 2 queries with all 9 keys (decoding after a 7-token cache): both see every
+    # earlier key, and the first of them not the last key.
+    torch.testing.assert_close(attend(q[:, :, 7:], k, v), expected[:, :, 7:])
+
+
 def test_forward_rejects_sequences_longer_than_max_seq_len():
     model = tiny_model()
     model(torch.zeros(1, TINY.max_seq_len, dtype=torch.long))  # exactly max_seq_len is fine
