@@ -3,8 +3,11 @@
     python src/ask.py "What is a comet?"
     python src/ask.py                      # interactive: one question per line, empty line or Ctrl-D quits
 
-The reply opens with the article section the model recalls, e.g. "Comet (Lead): A comet is ...".
-Greedy by default (the same answer every time); --temperature, --top-k and --top-p sample instead.
+The reply opens with the article section the model recalls, e.g. "Comet (Lead): A comet is ...";
+the model can only name a section it learned. When its confidence in that section is below
+eval.min_confidence (params.yaml), it says it does not know and names the closest topics it
+does know. Greedy by default (the same answer every time); --temperature, --top-k and
+--top-p sample the answer's text instead (the section is always the likeliest one).
 """
 from __future__ import annotations
 
@@ -13,7 +16,13 @@ import argparse
 import torch
 
 import utils
-from qa import load_model, reply
+from qa import Reply, SourceTrie, answer, closest_sources, load_model
+
+
+def read_defaults(path: str) -> tuple[int, float]:
+    """max_new_tokens and min_confidence from params.yaml's eval section, as eval uses them."""
+    params = utils.load_params("eval", path)
+    return utils.require(params, "max_new_tokens", int), utils.require(params, "min_confidence", float)
 
 
 def main() -> None:
@@ -23,18 +32,33 @@ def main() -> None:
     parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
     parser.add_argument("--top-k", type=int, help="sample only among the k most likely tokens")
     parser.add_argument("--top-p", type=float, help="sample only among the most likely tokens that add up to p")
-    parser.add_argument("--max-new-tokens", type=int, default=110)
+    parser.add_argument("--max-new-tokens", type=int, help="default: eval.max_new_tokens")
+    parser.add_argument("--min-confidence", type=float, help="decline below this; default: eval.min_confidence")
+    parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--seed", type=int, help="seed for sampling, to repeat a sampled answer")
     args = parser.parse_args()
+    max_new_tokens, min_confidence = read_defaults(args.params)
+    max_new_tokens = args.max_new_tokens if args.max_new_tokens is not None else max_new_tokens
+    min_confidence = args.min_confidence if args.min_confidence is not None else min_confidence
     if args.top_p is not None and not 0 < args.top_p <= 1:
         raise utils.UserError(f"--top-p must be in (0, 1], got {args.top_p}")
-    model, tokenizer = load_model(args.checkpoint, utils.pick_device())
+    model, tokenizer, sources = load_model(args.checkpoint, utils.pick_device())
+    trie = SourceTrie(tokenizer, sources)
     generator = torch.Generator(device=model.tok_emb.weight.device)
     generator.manual_seed(args.seed if args.seed is not None else torch.seed())
     sampling = {"temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p, "generator": generator}
 
+
+    def respond(question: str) -> str:
+        reply: Reply = answer(model, tokenizer, trie, [question], max_new_tokens, **sampling)[0]
+        closest = []
+        if reply.confidence < min_confidence:
+            titles = [source.rsplit(" (", 1)[0] for source in closest_sources(model, tokenizer, trie, question)]
+            closest = list(dict.fromkeys(titles))[:3]
+        return reply.shown(min_confidence, closest)
+
     if args.question:
-        print(reply(model, tokenizer, args.question, args.max_new_tokens, **sampling))
+        print(respond(args.question))
         return
     print("Ask a question about astronomy, anatomy, animals, geography, chemistry or weather (empty line quits).")
     while True:
@@ -44,7 +68,7 @@ def main() -> None:
             break
         if not question:
             break
-        print(reply(model, tokenizer, question, args.max_new_tokens, **sampling))
+        print(respond(question))
 
 
 if __name__ == "__main__":

@@ -16,12 +16,17 @@ from sklearn.metrics.pairwise import linear_kernel
 import utils
 
 
-def nearest(candidates: list[str], queries: list[str]) -> list[int]:
-    """Index of the TF-IDF-nearest candidate for each query."""
+def nearest_k(candidates: list[str], queries: list[str], k: int) -> list[list[int]]:
+    """Indices of the k TF-IDF-nearest candidates for each query, nearest first."""
     vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, stop_words="english")
     candidate_vectors = vectorizer.fit_transform(candidates)
     scores = linear_kernel(vectorizer.transform(queries), candidate_vectors)  # rows are L2-normalised
-    return scores.argmax(axis=1).tolist()
+    return (-scores).argsort(axis=1, kind="stable")[:, :k].tolist()
+
+
+def nearest(candidates: list[str], queries: list[str]) -> list[int]:
+    """Index of the TF-IDF-nearest candidate for each query."""
+    return [best[0] for best in nearest_k(candidates, queries, 1)]
 
 
 def closed_book_answers(train_pairs: list[dict[str, Any]], questions: list[str]) -> list[str]:

@@ -9,6 +9,7 @@ Flags override params.yaml; params.yaml gives the defaults. No torch here: these
 from __future__ import annotations
 
 import argparse
+import random
 import re
 from collections import Counter
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 from sklearn.model_selection import train_test_split
 
 import utils
-from question_templates import questions_for
+from question_templates import DOMAIN_KIND, Name, keyword_questions, looks_plural, section_questions, sentence_questions
 from utils import DOMAINS, UserError, read_articles, slugify
 
 DANGLING_STARTS = {"it", "its", "it's", "this", "these", "those", "they", "their", "them", "he", "she", "his", "her", "such"}
@@ -28,12 +29,14 @@ DANGLING_STARTS = {"it", "its", "it's", "this", "these", "those", "they", "their
 def parse_snapshot_article(path: Path, domain: str) -> dict[str, Any]:
     """Read one Markdown article of the offline corpus into an article record.
 
-    Format: '# Title', a lead paragraph, then '## Heading' sections of plain text.
+    Format: '# Title', an optional 'Aliases: a; b' line, a lead paragraph, then
+    '## Heading' sections of plain text.
     """
     lines = path.read_text(encoding="utf-8").splitlines()
     if not lines or not lines[0].startswith("# "):
         raise UserError(f"{path}:1: expected '# Title' on the first line")
     title = lines[0][2:].strip()
+    aliases: list[str] = []
     lead: list[str] = []
     sections: list[dict[str, str]] = []
     for line_no, line in enumerate(lines[1:], start=2):
@@ -41,6 +44,8 @@ def parse_snapshot_article(path: Path, domain: str) -> dict[str, Any]:
             sections.append({"heading": line[3:].strip(), "text": ""})
         elif line.startswith("#"):
             raise UserError(f"{path}:{line_no}: only '# Title' and '## Section' headings are allowed")
+        elif line.startswith("Aliases:") and not lead and not sections:
+            aliases = [a.strip() for a in line[len("Aliases:"):].split(";") if a.strip()]
         elif line.strip():
             part = line.strip()
             if sections:
@@ -54,6 +59,7 @@ def parse_snapshot_article(path: Path, domain: str) -> dict[str, Any]:
         "title": title,
         "domain": domain,
         "url": f"snapshot:{path.as_posix()}",
+        "aliases": aliases,
         "lead": " ".join(lead),
         "sections": sections,
     }
@@ -122,64 +128,137 @@ def subject_of(article: dict[str, Any]) -> str:
     if subject and len(subject.split()) <= 6:
         first, _, rest = subject.partition(" ")
         return f"{first.lower()} {rest}" if first in ("The", "A", "An") and rest else subject
-    return re.sub(r"\s*\(.*?\)", "", article["title"])
+    return bare_title(article["title"])
 
 
-def make_answer(text: str, max_words: int) -> tuple[str | None, str]:
-    """The first 2-4 sentences of `text` within max_words (so the answer and its question
-    fit the model's context), or None and why not. The key fact comes first in a section."""
-    sentences = utils.split_sentences(text)
-    if len(sentences) < 2:
-        return None, "too_few_sentences"
-    first_word = re.sub(r"[^a-z']", "", sentences[0].split()[0].lower())
-    if first_word in DANGLING_STARTS:
-        return None, "dangling_pronoun"
-    answer = sentences[:2]
-    for sentence in sentences[2:4]:
-        if len(" ".join(answer + [sentence]).split()) > max_words:
-            break
-        answer.append(sentence)
-    if len(" ".join(answer).split()) > max_words:
-        return None, "too_long"
-    return " ".join(answer), "kept"
+def bare_title(title: str) -> str:
+    """'Mercury (planet)' -> 'Mercury'."""
+    return re.sub(r"\s*\(.*?\)", "", title)
 
 
-def generate_pairs(articles: list[dict[str, Any]], max_words: int) -> tuple[list[dict[str, Any]], Counter]:
-    """One fact per lead and per section; several question phrasings share its fact_id."""
-    pairs, summary, seen = [], Counter(), set()
-    for article in articles:
-        subject = subject_of(article)
-        parts = [("Lead", article["lead"])] + [(s["heading"], s["text"]) for s in article["sections"]]
-        for heading, text in parts:
-            questions = questions_for(article["domain"], heading, subject)
+def names_of(article: dict[str, Any]) -> list[Name]:
+    """Every name a question may use for the subject: the lead's, the title, the aliases."""
+    names, seen = [], set()
+    title = bare_title(article["title"])
+    if title.lower() in article["lead"]:  # a common noun ('hydrogen', 'heat wave'), not a name
+        title = title.lower()
+    for text in [subject_of(article), title, *article.get("aliases", [])]:
+        if text.lower() not in seen:
+            seen.add(text.lower())
+            names.append(Name(text, looks_plural(text, article["title"])))
+    return names
+
+
+def kind_of(article: dict[str, Any]) -> str:
+    """What the subject is, from the lead's 'X is a ... Y': 'The koala is a tree-dwelling,
+    plant-eating marsupial native to ...' -> 'marsupial'; the domain's word if no match."""
+    match = re.search(r" (?:is|are) (?:a|an|the) ([^.,;]*?)(?: that | which | of | in | native | found | with | located |[.,;])",
+                      article["lead"])
+    words = match.group(1).split() if match else []
+    return words[-1] if words and words[-1].isalpha() else DOMAIN_KIND[article["domain"]]
+
+
+def cut_passages(sentences: list[str], max_words: int) -> list[list[str]]:
+    """Cut a part's sentences into the fewest runs of consecutive sentences, each of at most
+    4 sentences and max_words words (a sentence longer than that stands alone), and among
+    those cuts the one whose longest run is shortest: runs as even as can be."""
+    words = [len(s.split()) for s in sentences]
+    n = len(sentences)
+
+    def fits(a: int, b: int) -> bool:
+        return b - a == 1 or (b - a <= 4 and sum(words[a:b]) <= max_words)
+
+    # best[i] = (runs, longest run) of the best cut of sentences[:i]; start[i] = where its last run starts
+    best: list[tuple[int, int]] = [(0, 0)] + [(n + 1, 0)] * n
+    start = [0] * (n + 1)
+    for i in range(1, n + 1):
+        for a in range(i):
+            if fits(a, i):
+                candidate = (best[a][0] + 1, max(best[a][1], sum(words[a:i])))
+                if candidate < best[i]:
+                    best[i], start[i] = candidate, a
+    runs, i = [], n
+    while i > 0:
+        runs.append(sentences[start[i]:i])
+        i = start[i]
+    return runs[::-1]
+
+
+def passages_of(article: dict[str, Any], max_words: int) -> list[dict[str, Any]]:
+    """An article as the passages the model recites, each with its source label:
+    'Diet' for a section's first passage, 'Diet, part 2' for the next. An answer is always
+    one whole passage, and train uses the same passages as the article text it learns."""
+    found = []
+    parts = [("Lead", article["lead"])] + [(s["heading"], s["text"]) for s in article["sections"]]
+    for heading, text in parts:
+        for n, run in enumerate(cut_passages(utils.split_sentences(text), max_words), start=1):
+            label = heading if n == 1 else f"{heading}, part {n}"
+            found.append({"id": f"{article['id']}#{slugify(label)}", "domain": article["domain"], "title": article["title"],
+                          "heading": heading, "section": label, "sentences": run, "text": " ".join(run)})
+    return found
+
+
+def passage_questions(article: dict[str, Any], passage: dict[str, Any], names: list[Name], frequency: dict[str, int]) -> list[str]:
+    """All candidate questions whose answer is this passage: the section's phrasings (for
+    its first passage), the questions its sentences answer, and look-ups of its rarest words."""
+    questions = section_questions(article["domain"], passage["heading"], names) if passage["section"] == passage["heading"] else []
+    kind = kind_of(article)
+    for sentence in passage["sentences"]:
+        questions += sentence_questions(sentence, names, article["domain"], kind)
+    return questions + keyword_questions(passage["text"], names, frequency)
+
+
+def standalone(passage: dict[str, Any]) -> str:
+    """'kept', or why a passage can't be an answer on its own."""
+    if len(passage["sentences"]) < 2 and passage["section"] == passage["heading"]:
+        return "too_few_sentences"
+    first_word = re.sub(r"[^a-z']", "", passage["sentences"][0].split()[0].lower())
+    return "dangling_pronoun" if first_word in DANGLING_STARTS else "kept"
+
+
+def generate_pairs(articles: list[dict[str, Any]], max_words: int, per_fact: int, seed: int
+                   ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Counter]:
+    """Passages, and Q&A pairs about them: each passage is one fact, asked up to `per_fact`
+    ways (a seeded sample of its candidate questions); all share its fact_id."""
+    pairs, all_passages, summary, seen = [], [], Counter(), set()
+    by_article = [(article, passages_of(article, max_words)) for article in articles]
+    frequency = Counter(w for _, found in by_article for p in found for w in set(re.findall(r"[a-z][a-z-]{3,}", p["text"].lower())))
+    for article, found in by_article:
+        names = names_of(article)
+        for passage in found:
+            all_passages.append({k: passage[k] for k in ("id", "domain", "title", "section", "text")})
+            questions = list(dict.fromkeys(passage_questions(article, passage, names, frequency)))
             if not questions:
-                summary["unknown_heading"] += 1
+                summary["no_question"] += 1
                 continue
-            answer, reason = make_answer(text, max_words)
+            random.Random(f"{seed}:{passage['id']}").shuffle(questions)
+            fresh = [q for q in questions if q.lower() not in seen]
+            summary["duplicate_question"] += len(questions) - len(fresh)
+            reason = standalone(passage) if fresh else "no_question"
             summary[reason] += 1
-            if answer is None:
+            if reason != "kept":
                 continue
-            fact_id = f"{article['id']}#{slugify(heading)}"
-            for n, question in enumerate(questions):
-                if question.lower() in seen:
-                    summary["duplicate_question"] += 1
-                    continue
+            kept = fresh[:per_fact]
+            for n, question in enumerate(kept):
                 seen.add(question.lower())
                 pairs.append({
-                    "id": f"{fact_id}/{n}", "fact_id": fact_id, "domain": article["domain"],
-                    "title": article["title"], "section": heading, "question": question, "answer": answer,
+                    "id": f"{passage['id']}/{n}", "fact_id": passage["id"], "domain": article["domain"],
+                    "title": article["title"], "section": passage["section"], "question": question, "answer": passage["text"],
                 })
-    summary["pairs"] = len(pairs)
-    return pairs, summary
+    summary["pairs"], summary["passages"] = len(pairs), len(all_passages)
+    return pairs, all_passages, summary
 
 
 def generate(input_path: Path, output: Path, params: utils.Params) -> None:
     max_words = utils.require(params, "max_answer_words", int)
-    pairs, summary = generate_pairs(read_articles(input_path), max_words)
+    per_fact = utils.require(params, "questions_per_fact", int)
+    seed = utils.require(params, "seed", int)
+    pairs, passages, summary = generate_pairs(read_articles(input_path), max_words, per_fact, seed)
     utils.write_jsonl(output, pairs)
+    utils.write_jsonl(output.with_name("passages.jsonl"), passages)
     summary_path = output.with_name("generate_summary.json")
     utils.write_json(summary_path, dict(sorted(summary.items())))
-    print(f"generate: {len(pairs)} pairs -> {output}; facts kept/dropped: {dict(sorted(summary.items()))}")
+    print(f"generate: {len(pairs)} pairs about {len(passages)} passages -> {output}; {dict(sorted(summary.items()))}")
 
 
 # ---------------------------------------------------------------- split

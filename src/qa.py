@@ -14,14 +14,17 @@ Shared by train, eval and ask.
 """
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from model import MiniTransformer, ModelConfig
+from model import MiniTransformer, ModelConfig, sample_next
 from tokenizer import Tokenizer
 
 QUESTION, ANSWER, END = "<|question|>", "<|answer|>", "<|endoftext|>"
+MAX_NEW_TOKENS = 110  # an answer's source header plus 2-4 sentences
 Example = tuple[list[int], list[int]]  # (token ids, loss mask)
 
 
@@ -76,17 +79,138 @@ def to_batch(examples: list[Example], pad_id: int, device: str) -> tuple[torch.T
     return inputs.to(device), targets.to(device), mask.to(device)
 
 
-def load_model(checkpoint: str | Path, device: str = "cpu") -> tuple[MiniTransformer, Tokenizer]:
-    """Load a checkpoint written by train.py (weights only: no code is unpickled)."""
+def load_model(checkpoint: str | Path, device: str = "cpu") -> tuple[MiniTransformer, Tokenizer, list[str]]:
+    """Load a checkpoint written by train.py (weights only: no code is unpickled): the model,
+    its tokenizer and the source headers it learned."""
     state = torch.load(checkpoint, map_location=device, weights_only=True)
     model = MiniTransformer(ModelConfig(**state["config"]))
     model.load_state_dict(state["model"])
     model.to(device).eval()
-    return model, Tokenizer.load(state["tokenizer"])
+    return model, Tokenizer.load(state["tokenizer"]), state["sources"]
 
 
-def reply(model: MiniTransformer, tokenizer: Tokenizer, question: str, max_new_tokens: int = 110, **sampling) -> str:
-    """The model's full reply to one question, source header included (greedy unless sampling options are given)."""
-    prompt = encode_prompt(tokenizer, question)
-    new_ids = model.generate(prompt, max_new_tokens, stop_id=tokenizer.special_id(END), **sampling)
-    return tokenizer.decode(new_ids).strip()
+class SourceTrie:
+    """The token ids of every valid source header, as a prefix tree. Decoding an answer's
+    header walks it: at each step only the tokens that continue some real header are
+    allowed, so the model can only name a source it learned (never an invented one)."""
+
+    def __init__(self, tokenizer: Tokenizer, sources: list[str]):
+        self.sources = sources
+        self.root: dict = {}
+        self.depth = 0  # tokens of the longest header
+        for index, source in enumerate(sources):
+            node = self.root
+            ids = tokenizer.encode(source)
+            for token in ids:
+                node = node.setdefault(token, {})
+            node[None] = index  # the key None marks the end of a header
+            self.depth = max(self.depth, len(ids))
+
+    def prompt(self, tokenizer: Tokenizer, question: str, max_seq_len: int) -> list[int]:
+        """encode_prompt, with the question cut short if needed so any header still fits after it."""
+        ids = encode_prompt(tokenizer, question)
+        room = max(2, max_seq_len - self.depth - 1)
+        return ids if len(ids) <= room else ids[:room - 1] + ids[-1:]
+
+    @staticmethod
+    def allowed(node: dict) -> list[int]:
+        return [token for token in node if token is not None]
+
+
+@dataclass
+class Reply:
+    source: str          # the header the answer recites, e.g. "Tiger (Diet):"
+    text: str            # the answer after it
+    confidence: float    # the model's probability of that source among all valid ones
+
+    def shown(self, min_confidence: float, closest: list[str]) -> str:
+        """What a user sees: the answer with its source, or an honest decline."""
+        if self.confidence >= min_confidence:
+            return f"{self.source} {self.text}"
+        topics = ", ".join(closest) if closest else "none"
+        return f"I don't know. The closest topics I know are: {topics}."
+
+
+@torch.no_grad()
+def answer(model: MiniTransformer, tokenizer: Tokenizer, trie: SourceTrie, questions: list[str],
+           max_new_tokens: int = MAX_NEW_TOKENS, batch_size: int = 64, **sampling) -> list[Reply]:
+    """Answer many questions: a header chosen among the valid sources (constrained greedy
+    decoding through the trie), then the text the model recites after it (greedy unless
+    sampling options are given). Questions whose prompts have the same length run as one
+    batch, so no padding is needed and each answer is the one it would get alone."""
+    prompts = [trie.prompt(tokenizer, q, model.config.max_seq_len) for q in questions]
+    by_length: dict[int, list[int]] = {}
+    for i, prompt in enumerate(prompts):
+        by_length.setdefault(len(prompt), []).append(i)
+    replies: list[Reply | None] = [None] * len(questions)
+    for indices in by_length.values():
+        for start in range(0, len(indices), batch_size):
+            group = indices[start:start + batch_size]
+            for i, reply in zip(group, decode_batch(model, tokenizer, trie, [prompts[i] for i in group], max_new_tokens, **sampling)):
+                replies[i] = reply
+    return replies
+
+
+def decode_batch(model: MiniTransformer, tokenizer: Tokenizer, trie: SourceTrie, prompts: list[list[int]],
+                 max_new_tokens: int, **sampling) -> list[Reply]:
+    """decode for prompts of equal length, one token per step for all rows (KV cache)."""
+    device, end = model.tok_emb.weight.device, tokenizer.special_id(END)
+    nodes: list[dict | None] = [trie.root] * len(prompts)  # None once a row's header is complete
+    source, logprob = [-1] * len(prompts), [0.0] * len(prompts)
+    texts: list[list[int]] = [[] for _ in prompts]
+    done = [False] * len(prompts)
+    cache: list = []
+    inputs, position = torch.tensor(prompts, device=device), 0
+    for _ in range(min(max_new_tokens, model.config.max_seq_len - len(prompts[0]))):
+        logits = model(inputs, cache=cache, start_pos=position)[:, -1].float()
+        position += inputs.shape[1]
+        next_ids = []
+        for row, row_logits in enumerate(logits):
+            node = nodes[row]
+            if node is not None:  # still naming the source: only valid continuations
+                allowed = trie.allowed(node)
+                scores = row_logits[allowed].log_softmax(-1)
+                best = int(scores.argmax())
+                token, logprob[row] = allowed[best], logprob[row] + float(scores[best])
+                nodes[row] = node[token]
+                if None in nodes[row]:
+                    source[row], nodes[row] = nodes[row][None], None
+            else:
+                token = sample_next(row_logits, **sampling)
+                done[row] = done[row] or token == end
+                if not done[row]:
+                    texts[row].append(token)
+            next_ids.append(token)
+        if all(done):
+            break
+        inputs = torch.tensor(next_ids, device=device).unsqueeze(1)
+    return [Reply(trie.sources[s] if s >= 0 else "", tokenizer.decode(t).strip(), math.exp(lp) if s >= 0 else 0.0)
+            for s, t, lp in zip(source, texts, logprob)]
+
+
+@torch.no_grad()
+def closest_sources(model: MiniTransformer, tokenizer: Tokenizer, trie: SourceTrie, question: str, width: int = 5) -> list[str]:
+    """The `width` likeliest valid headers for a question (beam search through the trie):
+    what the model would have recited, to name the topics nearest to a declined question."""
+    prompt = trie.prompt(tokenizer, question, model.config.max_seq_len)
+    beams: list[tuple[float, list[int], dict]] = [(0.0, [], trie.root)]
+    finished: list[tuple[float, int]] = []
+    while beams:
+        ids = torch.tensor([prompt + tokens for _, tokens, _ in beams])
+        logprobs = model(ids)[:, -1].float().log_softmax(-1)
+        candidates = []
+        for (score, tokens, node), row in zip(beams, logprobs):
+            allowed = trie.allowed(node)
+            renormalised = row[allowed].log_softmax(-1)
+            candidates += [(score + float(lp), tokens + [t], node[t]) for t, lp in zip(allowed, renormalised)]
+        candidates.sort(key=lambda c: -c[0])
+        beams = []
+        for score, tokens, node in candidates[:width]:
+            if None in node:
+                finished.append((score, node[None]))
+            if len(node) > (None in node):
+                beams.append((score, tokens, node))
+        finished.sort(key=lambda f: -f[0])
+        if len(finished) >= width and beams[:1] and beams[0][0] <= finished[width - 1][0]:
+            break  # a score only falls as a header grows: no open beam can overtake them now
+    return [trie.sources[index] for _, index in sorted(finished, key=lambda f: -f[0])[:width]]

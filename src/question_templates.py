@@ -1,71 +1,222 @@
-"""Question phrasings for each domain's section headings (used by the generate stage).
+"""Question phrasings for the generate stage: how people ask about an article's sections
+and about the single facts inside them.
 
-Every article section answers one natural question ("What does the tiger eat?" for an
-animal's Diet section). Several phrasings of that question share one fact, which is what
-lets a small model recall the fact from a question it has not seen word for word.
+Two kinds of rule, both plain string patterns a learner can read and extend:
+  - section phrasings: per domain and section heading ("What does {s} eat?" for an
+    animal's Diet section), asked with every name of the subject: the lead's name, the
+    title and the article's aliases ("koalas", "the Red Planet");
+  - sentence patterns: a sentence of the article that states a superlative ("X is the
+    largest Y"), a measure ("8,849 metres"), a count ("has 95 moons"), a discovery, or
+    what the subject does ("The pancreas makes insulin") gets the questions that sentence
+    answers ("What is the largest Y?", "How tall is X?", "Which organ makes insulin?").
 To support a new heading, add its phrasings here and list it in corpus/README.md.
+Placeholders: {s} the subject; {is}, {does}, {has} agree with it ("is"/"are", ...).
 """
 from __future__ import annotations
 
-LEAD = ["What is {s}?", "Tell me about {s}.", "What do you know about {s}?"]
+import re
+from dataclasses import dataclass
+
+LEAD = [
+    "What is {s}?", "What {is} {s}?", "Tell me about {s}.", "What do you know about {s}?", "Explain {s}.",
+    "Can you describe {s}?", "Give me a short description of {s}.", "{S}?", "Who or what {is} {s}?", "Describe {s}.",
+]
 
 TEMPLATES: dict[str, dict[str, list[str]]] = {
     "astronomy": {
-        "Physical characteristics": ["What are the physical characteristics of {s}?", "What is {s} like physically?", "Describe the physical features of {s}."],
-        "Formation": ["How did {s} form?", "What is the origin of {s}?", "Explain the formation of {s}."],
-        "Composition": ["What is {s} made of?", "What is the composition of {s}?", "What material makes up {s}?"],
-        "Orbit": ["What is the orbit of {s} like?", "How does {s} move through space?", "Describe the orbit of {s}."],
-        "Observation": ["How can {s} be observed?", "How do astronomers observe {s}?", "What can be seen of {s} from Earth?"],
-        "Exploration": ["How has {s} been explored?", "Which missions have studied {s}?", "What do we know about the exploration of {s}?"],
+        "Physical characteristics": ["What are the physical characteristics of {s}?", "What {is} {s} like?", "How big {is} {s}?",
+                                     "Describe {s}.", "What does {s} look like?", "How large {is} {s}?", "What kind of object {is} {s}?"],
+        "Formation": ["How did {s} form?", "How {is} {s} formed?", "Where did {s} come from?", "What is the origin of {s}?",
+                      "When did {s} form?", "How {does} {s} form?", "How was {s} made?"],
+        "Composition": ["What is {s} made of?", "What {is} {s} made of?", "What is inside {s}?", "What is the composition of {s}?",
+                        "What material makes up {s}?", "Is {s} made of gas or rock?", "What does {s} consist of?"],
+        "Orbit": ["What is the orbit of {s} like?", "How long does a year on {s} last?", "How does {s} move?", "Describe the orbit of {s}.",
+                  "How far away {is} {s}?", "What does {s} orbit?", "How long does {s} take to go around?"],
+        "Observation": ["How can {s} be observed?", "Can you see {s} from Earth?", "How do astronomers observe {s}?",
+                        "Can {s} be seen with the naked eye?", "How do we see {s}?", "Who discovered {s}?", "What can be seen of {s}?"],
+        "Exploration": ["How has {s} been explored?", "Which spacecraft visited {s}?", "Which missions have studied {s}?",
+                        "Has anyone been to {s}?", "What missions went to {s}?", "Have probes visited {s}?", "How was {s} explored?"],
     },
     "anatomy": {
-        "Structure": ["What is the structure of {s}?", "What are the parts of {s}?", "Describe the structure of {s}."],
-        "Location": ["Where is {s} located?", "Where in the body is {s}?", "Where is {s} found in the human body?"],
-        "Function": ["What does {s} do?", "What is the function of {s}?", "What is the role of {s} in the body?"],
-        "Clinical significance": ["What diseases affect {s}?", "What can go wrong with {s}?", "What is the clinical significance of {s}?"],
+        "Structure": ["What is the structure of {s}?", "What are the parts of {s}?", "What {is} {s} made of?", "What does {s} look like?",
+                      "How {is} {s} built?", "Describe the structure of {s}.", "How big {is} {s}?"],
+        "Location": ["Where is {s} located?", "Where {is} {s}?", "Where in the body {is} {s}?", "Where is {s} found in the human body?",
+                     "Where would I find {s}?", "What is {s} next to?", "In which part of the body {is} {s}?"],
+        "Function": ["What does {s} do?", "What {does} {s} do?", "What is the function of {s}?", "What is the role of {s} in the body?",
+                     "Why do we need {s}?", "What {is} {s} for?", "How {does} {s} work?"],
+        "Clinical significance": ["What diseases affect {s}?", "What can go wrong with {s}?", "What is the clinical significance of {s}?",
+                                  "What illnesses affect {s}?", "What problems can {s} have?", "What happens when {s} fails?",
+                                  "Which disorders affect {s}?"],
     },
     "animals": {
-        "Description": ["What does {s} look like?", "Describe the appearance of {s}.", "What are the physical features of {s}?"],
-        "Habitat": ["Where does {s} live?", "What is the habitat of {s}?", "In what kind of places is {s} found?"],
-        "Diet": ["What does {s} eat?", "What is the diet of {s}?", "What food does {s} eat?"],
-        "Behaviour": ["How does {s} behave?", "What is the behaviour of {s} like?", "Describe the behaviour of {s}."],
-        "Reproduction": ["How does {s} reproduce?", "How are the young of {s} born and raised?", "Describe the reproduction of {s}."],
-        "Conservation": ["Is {s} endangered?", "What is the conservation status of {s}?", "What threats does {s} face?"],
+        "Description": ["What does {s} look like?", "What {does} {s} look like?", "Describe the appearance of {s}.", "How big {is} {s}?",
+                        "How heavy {is} {s}?", "What are the physical features of {s}?", "What colour {is} {s}?"],
+        "Habitat": ["Where does {s} live?", "Where {does} {s} live?", "What is the habitat of {s}?", "Where can you find {s}?",
+                    "In what kind of places {is} {s} found?", "Where in the world {does} {s} live?", "Where {is} {s} found?"],
+        "Diet": ["What does {s} eat?", "What {does} {s} eat?", "What is the diet of {s}?", "What food {does} {s} eat?",
+                 "What {does} {s} feed on?", "How {does} {s} get food?", "What {does} {s} hunt?"],
+        "Behaviour": ["How does {s} behave?", "How {does} {s} behave?", "What is the behaviour of {s} like?", "Do {p} live in groups?",
+                      "Describe the behaviour of {s}.", "How {does} {s} spend the day?", "{Is} {s} social?"],
+        "Reproduction": ["How does {s} reproduce?", "How {does} {s} reproduce?", "How are the young of {s} born and raised?",
+                         "How {does} {s} have babies?", "How many young {does} {s} have?", "Describe the reproduction of {s}.",
+                         "How {does} {s} raise its young?"],
+        "Conservation": ["Is {s} endangered?", "{Is} {s} endangered?", "What is the conservation status of {s}?",
+                         "What threats {does} {s} face?", "{Is} {s} at risk of extinction?", "How many {p} are left?",
+                         "Why {is} {s} threatened?"],
     },
     "geography": {
-        "Location": ["Where is {s}?", "Where is {s} located?", "In which part of the world is {s}?"],
-        "Landscape": ["What is the landscape of {s} like?", "Describe the geography of {s}.", "What landforms are found in {s}?"],
-        "Climate": ["What is the climate of {s}?", "What is the weather like in {s}?", "Describe the climate of {s}."],
-        "Wildlife": ["What animals live in {s}?", "What wildlife is found in {s}?", "Describe the wildlife of {s}."],
-        "Population": ["How many people live in {s}?", "What is the population of {s}?", "Who lives in {s}?"],
-        "Economy": ["What is the economy of {s} like?", "What are the main industries of {s}?", "How do people in {s} make a living?"],
+        "Location": ["Where is {s}?", "Where {is} {s}?", "Where is {s} located?", "In which part of the world {is} {s}?",
+                     "Which continent {is} {s} in?", "Where {is} {s} on the map?", "What borders {s}?"],
+        "Landscape": ["What is the landscape of {s} like?", "What does {s} look like?", "Describe the geography of {s}.",
+                      "What landforms are found in {s}?", "How big {is} {s}?", "What is the terrain of {s}?", "How high {is} {s}?"],
+        "Climate": ["What is the climate of {s}?", "What is the weather like in {s}?", "How hot {is} {s}?", "Describe the climate of {s}.",
+                    "How cold does {s} get?", "Does it rain much in {s}?", "What are the seasons like in {s}?"],
+        "Wildlife": ["What animals live in {s}?", "What wildlife is found in {s}?", "Describe the wildlife of {s}.",
+                     "What lives in {s}?", "Which animals can you see in {s}?", "What plants grow in {s}?", "What creatures live in {s}?"],
+        "Population": ["How many people live in {s}?", "What is the population of {s}?", "Who lives in {s}?",
+                       "Does anyone live in {s}?", "What languages are spoken in {s}?", "How many people are in {s}?",
+                       "What are the people of {s} like?"],
+        "Economy": ["What is the economy of {s} like?", "What are the main industries of {s}?", "How do people in {s} make a living?",
+                    "What does {s} produce?", "How do people use {s}?", "What is {s} important for?", "What jobs do people in {s} do?"],
     },
     "chemistry": {
-        "Structure": ["What is the structure of {s}?", "How is {s} built up?", "Describe the structure of {s}."],
-        "Properties": ["What are the properties of {s}?", "What is {s} like?", "Describe the properties of {s}."],
-        "Occurrence": ["Where is {s} found?", "Where does {s} occur in nature?", "How common is {s}?"],
-        "Reactions": ["How does {s} react?", "What reactions does {s} take part in?", "Describe the chemical reactions of {s}."],
-        "Uses": ["What is {s} used for?", "What are the uses of {s}?", "How do people use {s}?"],
-        "History": ["What is the history of {s}?", "How was {s} discovered?", "Who first studied {s}?"],
+        "Structure": ["What is the structure of {s}?", "How is {s} built up?", "Describe the structure of {s}.", "What does {s} look like at the atomic level?",
+                      "What is the formula of {s}?", "How are the atoms in {s} arranged?", "What is {s} made of?"],
+        "Properties": ["What are the properties of {s}?", "What {is} {s} like?", "Describe the properties of {s}.", "What colour {is} {s}?",
+                       "{Is} {s} a gas, liquid or solid?", "At what temperature {does} {s} melt or boil?", "What are the characteristics of {s}?"],
+        "Occurrence": ["Where is {s} found?", "Where does {s} occur in nature?", "How common {is} {s}?", "Where {does} {s} come from?",
+                       "Where can you find {s}?", "Is there {s} in nature?", "Where {is} {s} found?"],
+        "Reactions": ["How does {s} react?", "What reactions does {s} take part in?", "Describe the chemical reactions of {s}.",
+                      "What happens when {s} reacts?", "{Is} {s} reactive?", "What {does} {s} react with?", "How {does} {s} react?"],
+        "Uses": ["What is {s} used for?", "What {is} {s} used for?", "What are the uses of {s}?", "How do people use {s}?",
+                 "Why is {s} useful?", "What can you do with {s}?", "Where {is} {s} used?"],
+        "History": ["What is the history of {s}?", "How was {s} discovered?", "Who discovered {s}?", "Who first studied {s}?",
+                    "When was {s} discovered?", "Who named {s}?", "When {was} {s} first described?"],
     },
     "weather": {
-        "Formation": ["How does {s} form?", "What causes {s}?", "How is {s} formed?"],
-        "Characteristics": ["What are the characteristics of {s}?", "What is {s} like?", "What are the features of {s}?"],
-        "Occurrence": ["Where does {s} occur?", "When and where does {s} happen?", "How common is {s}?"],
-        "Effects": ["What are the effects of {s}?", "What damage can {s} cause?", "How does {s} affect people?"],
-        "Safety": ["How can people stay safe during {s}?", "What safety precautions should be taken for {s}?", "How do you protect yourself from {s}?"],
+        "Formation": ["How does {s} form?", "How {does} {s} form?", "What causes {s}?", "How is {s} formed?", "Why {does} {s} happen?",
+                      "What makes {s}?", "How {is} {s} made?"],
+        "Characteristics": ["What are the characteristics of {s}?", "What {is} {s} like?", "What are the features of {s}?",
+                            "What does {s} look like?", "How big {is} {s}?", "Describe {s}.", "How long {does} {s} last?"],
+        "Occurrence": ["Where does {s} occur?", "Where {does} {s} occur?", "When and where does {s} happen?", "How common {is} {s}?",
+                       "When {does} {s} happen?", "Where {is} {s} most common?", "In which season {does} {s} happen?"],
+        "Effects": ["What are the effects of {s}?", "What damage can {s} cause?", "How does {s} affect people?",
+                    "{Is} {s} dangerous?", "What {does} {s} do to crops?", "Why {is} {s} dangerous?", "What harm can {s} do?"],
+        "Safety": ["How can people stay safe during {s}?", "What safety precautions should be taken for {s}?",
+                   "How do you protect yourself from {s}?", "What should I do during {s}?", "How can I stay safe in {s}?",
+                   "What to do in {s}?", "How do people prepare for {s}?"],
     },
 }
 
+# What kind of thing a domain's subjects are, for inverse questions ("Which animal ...?").
+DOMAIN_KIND = {"astronomy": "object in space", "anatomy": "part of the body", "animals": "animal",
+               "geography": "place", "chemistry": "substance", "weather": "weather phenomenon"}
 
-def questions_for(domain: str, heading: str, subject: str) -> list[str]:
-    """The question phrasings for one section ('Lead' for the opening summary); [] if unknown.
 
-    >>> questions_for("animals", "Diet", "the tiger")[0]
+@dataclass(frozen=True)
+class Name:
+    """One way to name a subject in a question, with the verb forms that agree with it."""
+
+    text: str
+    plural: bool = False
+
+    def fill(self, template: str) -> str:
+        verbs = {"is": "are", "does": "do", "has": "have", "was": "were"} if self.plural else {}
+        words = {w: verbs.get(w, w) for w in ("is", "does", "has", "was")}
+        filled = template.format(s=self.text, S=self.text, p=self.text, **words,
+                                 Is=words["is"].capitalize(), Does=words["does"].capitalize())
+        return capitalize(filled)
+
+
+def looks_plural(alias: str, title: str) -> bool:
+    """'koalas' for 'Koala', 'tigers' for 'Tiger': a plural alias takes 'are', 'do', 'have'."""
+    alias, title = alias.lower(), re.sub(r"\s*\(.*?\)", "", title).lower()
+    return alias.endswith("s") and not alias.endswith(("ss", "us", "is")) and not title.endswith("s")
+
+
+def section_questions(domain: str, heading: str, names: list[Name]) -> list[str]:
+    """Every phrasing of a section's question with every name of the subject; [] if the heading is unknown.
+
+    >>> section_questions("animals", "Diet", [Name("the tiger")])[0]
     'What does the tiger eat?'
     """
     templates = LEAD if heading == "Lead" else TEMPLATES.get(domain, {}).get(heading, [])
-    return [capitalize(t.format(s=subject)) for t in templates]
+    # A template with {p} asks about the animals as a group: only plural names fit it.
+    return [name.fill(t) for t in templates for name in names if "{p}" not in t or name.plural]
+
+
+# ---------------------------------------------------------------- questions from one sentence
+
+SUPERLATIVE = re.compile(
+    r"\b(?:is|are|was) (?:also )?(?:the|one of the) ((?:second |third |fourth )?(?:second-|third-)?"
+    r"(?:\w+est|most \w+|least \w+|only \w+|first \w+)(?: [\w-]+){0,6}?)(?=[,.;]| and | which | that | with | after )")
+MEASURE_WORDS = [  # (words in the sentence, question about the subject)
+    (r"\b(?:tall|high|height|altitude)\b.*\b(?:metres|meters|feet|km|kilometres)\b|\b(?:metres|meters|feet)\b.*\b(?:tall|high)\b", "How tall {is} {s}?"),
+    (r"\b(?:long|length)\b.*\b(?:kilometres|km|miles|metres)\b|\b(?:kilometres|km|miles|metres)\b.*\blong\b", "How long {is} {s}?"),
+    (r"\bdeep\b|\bdepth\b", "How deep {is} {s}?"),
+    (r"\b(?:kilograms|kg|tonnes|grams|pounds)\b|\bweigh", "How heavy {is} {s}?"),
+    (r"°C|degrees|\bhot\b|\btemperature", "How hot {is} {s}?"),
+    (r"\b(?:km/h|kilometres per hour|miles per hour|mph)\b", "How fast {is} {s}?"),
+    (r"\b(?:diameter|across|wide|width|square kilometres|km2|area)\b", "How big {is} {s}?"),
+    (r"\b(?:billion|million) years\b|\byears old\b", "How old {is} {s}?"),
+    (r"\bper cent\b|%", "What percentage of {s} is it?"),
+]
+COUNT = re.compile(r"\b(?:has|have|had|contains?|with) (?:about |around |roughly |more than |over |nearly |almost |at least |some |up to )?"
+                   r"(\d[\d,.]*|two|three|four|five|six|seven|eight|nine|ten|twelve|dozens of|hundreds of|thousands of|millions of) "
+                   r"(?:[a-z-]+ )?([a-z]+s)\b")
+DISCOVERY = re.compile(r"\b(?:was|were) (discovered|identified|isolated|named|first described|first observed|first seen)\b")
+ACTION = re.compile(r"^(?:The |An? )?(\w+(?: \w+){0,2}) ((?:also |mainly |mostly |largely )?(?:produces|makes|controls|stores|carries|pumps|filters|"
+                    r"secretes|protects|breaks down|digests|absorbs|releases|regulates|connects|holds|eats|feeds on|hunts|lives|"
+                    r"covers|flows|forms|reacts|burns|dissolves|causes|brings|orbits|contains|separates|sends|removes|supports|helps|"
+                    r"is used|are used|is found|are found|lies|runs|stretches|crosses))\b([^.;]{3,60}?)(?:[,.;]| and | which | because )")
+
+
+def sentence_questions(sentence: str, names: list[Name], domain: str, kind: str) -> list[str]:
+    """The questions a single sentence answers, from the patterns above (often none).
+
+    >>> sentence_questions("Jupiter is the largest planet in the Solar System.", [Name("Jupiter")], "astronomy", "planet")
+    ['What is the largest planet in the Solar System?', 'Which planet is the largest planet in the Solar System?']
+    """
+    questions: list[str] = []
+    superlative = SUPERLATIVE.search(sentence)
+    if superlative:
+        phrase = superlative.group(1)
+        questions += [f"What is the {phrase}?", f"Which {kind} is the {phrase}?"]
+    for words, template in MEASURE_WORDS:
+        if re.search(r"\d", sentence) and re.search(words, sentence):
+            questions += [name.fill(template) for name in names]
+            break
+    count = COUNT.search(sentence)
+    if count:
+        noun = count.group(2)
+        questions += [name.fill(f"How many {noun} {{does}} {{s}} have?") for name in names]
+    if DISCOVERY.search(sentence):
+        verb = DISCOVERY.search(sentence).group(1)
+        questions += [name.fill(f"When {{was}} {{s}} {verb}?") for name in names[:2]]
+        if " by " in sentence:
+            questions += [name.fill(f"Who {verb.split()[-1]} {{s}}?") for name in names[:2]]
+    action = ACTION.match(sentence)
+    if action and any(action.group(1).lower() in name.text.lower() or name.text.lower().endswith(action.group(1).lower()) for name in names):
+        predicate = f"{action.group(2)}{action.group(3)}".strip()
+        questions += [f"Which {kind} {predicate}?", f"What {predicate}?", f"Which {DOMAIN_KIND[domain]} {predicate}?"]
+    return [capitalize(q) for q in questions]
+
+
+KEYWORD_TEMPLATES = ["Tell me about {kw} and {s}.", "What about {s} and {kw}?", "{S}: {kw}?"]
+STOPWORDS = set("""a an the and or but of in on at to for from by with as is are was were be been being it its this that these those
+they their them he she his her which who whom what when where why how than then there here also very more most less least
+can could may might will would should do does did has have had not no so such into onto over under about after before
+between during up down out off while because if each other some any all many much one two three four five six seven
+eight nine ten about around only just even still often usually mainly mostly known called""".split())
+
+
+def keyword_questions(text: str, names: list[Name], frequency: dict[str, int]) -> list[str]:
+    """Plain look-up questions built on a passage's rarest words ('Tell me about digest and
+    the koala.'): they teach the model which passage holds a word, so a question about a
+    detail deep in a section still finds it."""
+    words = {w for w in re.findall(r"[a-z][a-z-]{3,}", text.lower()) if w not in STOPWORDS}
+    keywords = sorted(words, key=lambda w: (frequency.get(w, 0), w))[:3]  # the rarest first
+    return [name.fill(t.replace("{kw}", kw)) for kw in keywords for t in KEYWORD_TEMPLATES for name in names[:2]]
 
 
 def capitalize(text: str) -> str:

@@ -4,7 +4,8 @@
 
 One shuffled stream mixes two kinds of example, each its own row (never packed together,
 so two paraphrases of one fact never share a window):
-  - article chunks, "Jupiter (Orbit): Jupiter orbits the Sun ...", with loss on every token;
+  - article passages (made by generate), "Jupiter (Orbit): Jupiter orbits the Sun ...", with
+    loss on every token;
   - training Q&A pairs in the format of qa.py, with loss on the answer (and its source header) only.
 Seeing each fact in the articles AND seeing how questions map to article sections is what
 lets the model answer questions about facts whose Q&A pairs it never saw (the test split).
@@ -33,41 +34,19 @@ from tokenizer import Tokenizer
 
 # ---------------------------------------------------------------- data
 
-def article_chunks(article: dict[str, Any], tokenizer: Tokenizer, max_len: int, shuffle: random.Random | None) -> list[Example]:
-    """Cut each part of an article into chunks that fit the context, each headed by the
-    article's title and section, so every fact sits next to the name it is about."""
-    end = tokenizer.special_id(END)
-    parts = [("Lead", article["lead"])] + [(s["heading"], s["text"]) for s in article["sections"]]
-    chunks = []
-    for heading, text in parts:
-        sentences = utils.split_sentences(text)
-        if shuffle is not None:
-            shuffle.shuffle(sentences)
-        # A section's later chunks say "continued", so "Tiger (Diet):" is always followed by
-        # the section's opening sentences: what the model recites after naming that source
-        # in an answer (see qa.py).
-        header = tokenizer.encode(source_header(article["title"], heading))
-        ids = list(header)
-        for sentence in sentences:
-            piece = tokenizer.encode(" " + sentence)
-            if len(ids) + len(piece) + 1 > max_len and len(ids) > len(header):
-                chunks.append(ids + [end])
-                header = tokenizer.encode(source_header(article["title"], f"{heading}, continued"))
-                ids = list(header)
-            ids.extend(piece)
-        chunks.append(ids + [end])
-    chunks = [ids[: max_len - 1] + [end] if len(ids) > max_len else ids for ids in chunks]  # a sentence too long for the context
-    return [(ids, [1] * len(ids)) for ids in chunks]
+def passage_example(tokenizer: Tokenizer, passage: dict[str, Any], max_len: int) -> Example:
+    """One passage of an article as the model learns it: 'Tiger (Diet): Tigers are ...'
+    with loss on every token. An answer naming that source recites exactly this text."""
+    ids = tokenizer.encode(source_header(passage["title"], passage["section"])) + tokenizer.encode(" " + passage["text"])
+    ids = ids[: max_len - 1] + [tokenizer.special_id(END)]
+    return ids, [1] * len(ids)
 
 
-def build_examples(articles: list[dict], pairs: list[dict], tokenizer: Tokenizer, params: dict, max_len: int) -> list[Example]:
-    """The training stream: article chunks and Q&A pairs, repeated as params say."""
-    rng = random.Random(params["seed"])
+def build_examples(passages: list[dict], pairs: list[dict], tokenizer: Tokenizer, params: dict, max_len: int) -> list[Example]:
+    """The training stream: article passages and Q&A pairs, repeated as params say."""
     examples: list[Example] = []
-    for article in articles:
-        examples += article_chunks(article, tokenizer, max_len, None) * params["article_repeats"]
-        if params["shuffle_sentences"]:
-            examples += article_chunks(article, tokenizer, max_len, rng)
+    for passage in passages:
+        examples += [passage_example(tokenizer, passage, max_len)] * params["article_repeats"]
     for example in encode_pairs(tokenizer, pairs, max_len):
         examples += [example] * params["qa_repeats"]
     return examples
@@ -140,7 +119,7 @@ def evaluate(model: MiniTransformer, batches: list, device: str, bf16: bool) -> 
 TRAIN_KEYS = {
     "seed": int, "max_steps": int, "batch_size": int, "lr": float, "min_lr": float, "warmup_steps": int,
     "weight_decay": float, "grad_clip": float, "eval_interval": int, "eval_batches": int,
-    "qa_repeats": int, "article_repeats": int, "shuffle_sentences": bool, "bf16": bool,
+    "qa_repeats": int, "article_repeats": int, "bf16": bool,
 }
 
 
@@ -164,8 +143,8 @@ def train(args: argparse.Namespace) -> None:
     max_len = config.max_seq_len + 1  # inputs and targets are shifted by one
     pad_id = tokenizer.special_id(END)
 
-    articles = utils.read_articles(Path(args.articles))
-    train_examples = build_examples(articles, utils.read_pairs(args.train), tokenizer, params, max_len)
+    passages = utils.read_passages(args.passages)
+    train_examples = build_examples(passages, utils.read_pairs(args.train), tokenizer, params, max_len)
     val_examples = encode_pairs(tokenizer, utils.read_pairs(args.val), max_len)
     val_batches = [to_batch(val_examples[i:i + params["batch_size"]], pad_id, device)
                    for i in range(0, len(val_examples), params["batch_size"])][: params["eval_batches"]]
@@ -199,14 +178,19 @@ def train(args: argparse.Namespace) -> None:
             window_losses = []
             if val_loss < best_val:
                 best_val = val_loss
-                save_checkpoint(model, config, args, step + 1, val_loss)
+                save_checkpoint(model, config, args, step + 1, val_loss, passages)
     elapsed = time.perf_counter() - start
     print(f"train: {params['max_steps']} steps in {elapsed:.0f}s ({tokens_seen / elapsed:.0f} tokens/s), best val loss {best_val:.4f}")
     write_outputs(history, best_val, model, args)
 
 
-def save_checkpoint(model: MiniTransformer, config: ModelConfig, args: argparse.Namespace, step: int, val_loss: float) -> None:
-    state = {"model": model.state_dict(), "config": asdict(config), "tokenizer": args.tokenizer, "step": step, "val_loss": val_loss}
+def save_checkpoint(model: MiniTransformer, config: ModelConfig, args: argparse.Namespace, step: int, val_loss: float,
+                    passages: list[dict]) -> None:
+    """Weights, config, and the names of the sources the model learned (not their text): an
+    answer may only name one of these (qa.py)."""
+    sources = [source_header(p["title"], p["section"]) for p in passages]
+    state = {"model": model.state_dict(), "config": asdict(config), "tokenizer": args.tokenizer, "step": step,
+             "val_loss": val_loss, "sources": sources}
     with utils.atomic_path(args.checkpoint) as tmp, tmp.open("wb") as f:
         torch.save(state, f)  # through a file object: a path would put the random temp name inside the file
 
@@ -227,7 +211,7 @@ def write_outputs(history: list[dict], best_val: float, model: MiniTransformer, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--articles", default="data/raw/articles.jsonl")
+    parser.add_argument("--passages", default="data/processed/passages.jsonl")
     parser.add_argument("--train", default="data/splits/train.jsonl")
     parser.add_argument("--val", default="data/splits/val.jsonl")
     parser.add_argument("--tokenizer", default="models/tokenizer.json")

@@ -113,7 +113,7 @@ def record_checker(fields: dict[str, type]) -> Callable[[dict[str, Any], str], N
     return check
 
 
-ARTICLE_FIELDS = {"id": str, "title": str, "domain": str, "url": str, "lead": str, "sections": list}
+ARTICLE_FIELDS = {"id": str, "title": str, "domain": str, "url": str, "aliases": list, "lead": str, "sections": list}
 QA_FIELDS = {"id": str, "fact_id": str, "domain": str, "title": str, "section": str, "question": str, "answer": str}
 
 
@@ -128,6 +128,14 @@ def read_articles(path: str | Path) -> list[dict[str, Any]]:
                 raise UserError(f"{where}: each section needs string keys 'heading' and 'text'")
 
     return read_jsonl(path, check)
+
+
+PASSAGE_FIELDS = {"id": str, "domain": str, "title": str, "section": str, "text": str}
+
+
+def read_passages(path: str | Path) -> list[dict[str, Any]]:
+    """Read and check passage records (data/processed/passages.jsonl)."""
+    return read_jsonl(path, record_checker(PASSAGE_FIELDS))
 
 
 def read_pairs(path: str | Path) -> list[dict[str, Any]]:

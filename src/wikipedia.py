@@ -196,6 +196,7 @@ def parse_article(html: str | bytes, title: str, domain: str, url: str) -> dict:
         "title": title,
         "domain": domain,
         "url": url,
+        "aliases": [],  # Wikipedia pages have no alias list; questions use the title and the lead's name
         "lead": "\n\n".join(lead),
         "sections": [{"heading": h, "text": "\n\n".join(ps)} for h, ps in sections if ps],
     }

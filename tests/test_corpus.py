@@ -86,7 +86,8 @@ def paragraphs(path: Path) -> list[str]:
     blocks = re.split(r"\n\s*\n", path.read_text(encoding="utf-8"))
     result = []
     for block in blocks:
-        lines = [line.strip() for line in block.splitlines() if line.strip() and not line.startswith("#")]
+        lines = [line.strip() for line in block.splitlines()
+                 if line.strip() and not line.startswith(("#", "Aliases:"))]
         if lines:
             result.append(" ".join(lines))
     return result
@@ -172,6 +173,22 @@ def test_titles_are_unique():
         files_of.setdefault(article["title"].casefold(), []).append(rel(path))
     duplicates = [f"{title!r}: {', '.join(files)}" for title, files in files_of.items() if len(files) > 1]
     assert not duplicates, report(duplicates, "titles used by more than one article")
+
+
+def test_every_article_has_aliases_that_name_only_it():
+    """Aliases ('koalas', 'the Red Planet') let questions use the names people use; an alias
+    shared with another article would send a question to the wrong one."""
+    owner: dict[str, str] = {}
+    problems = []
+    for path, article in all_articles():
+        if not article["aliases"]:
+            problems.append(f"{rel(path)}: no 'Aliases:' line")
+        for name in [article["title"], *article["aliases"]]:
+            key = name.casefold()
+            if key in owner and owner[key] != rel(path):
+                problems.append(f"{rel(path)}: {name!r} also names {owner[key]}")
+            owner.setdefault(key, rel(path))
+    assert not problems, report(problems, "alias problems")
 
 
 # ---------------------------------------------------------------- content

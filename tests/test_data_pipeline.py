@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 
 import data_pipeline
 import utils
+from question_templates import Name, keyword_questions, looks_plural, section_questions, sentence_questions
 from utils import UserError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,6 +93,7 @@ def article(domain="animals", title="Tiger", lead=None, sections=(), **extra) ->
     record = {
         "id": f"{domain}/{data_pipeline.slugify(title)}", "title": title, "domain": domain,
         "url": f"snapshot:corpus/{domain}/{data_pipeline.slugify(title)}.md",
+        "aliases": [],
         "lead": lead if lead is not None else f"The {title.lower()} is a thing. It is well known.",
         "sections": [{"heading": h, "text": t} for h, t in sections],
     }
@@ -130,6 +132,8 @@ Liver cells break down many toxins.
 The liver lies just below the diaphragm. Most of it is covered by the lower ribs.
 """,
     "animals/tiger.md": """# Tiger
+
+Aliases: tigers; Panthera tigris
 
 The tiger is the largest living cat species. Tigers live in Asia.
 
@@ -211,6 +215,9 @@ def test_fetch_snapshot_records(fetch_runs):
     for record in records:
         assert set(record) == set(utils.ARTICLE_FIELDS)
         assert record["url"].startswith("snapshot:") and record["url"].endswith(f"{record['id']}.md")
+    # The optional 'Aliases:' line under the title becomes a list; articles without one get [].
+    assert [r["aliases"] for r in records] == [[], [], ["tigers", "Panthera tigris"], []]
+    assert records[2]["lead"] == "The tiger is the largest living cat species. Tigers live in Asia."
     heart = records[1]
     # A lead wrapped over two lines is one paragraph joined with a space.
     assert heart["lead"] == ("The heart is a muscular organ that pumps blood through the body. "
@@ -266,6 +273,30 @@ def test_parse_snapshot_article_needs_lead_and_section(tmp_path):
         data_pipeline.parse_snapshot_article(path, "animals")
 
 
+def test_parse_snapshot_article_reads_aliases(tmp_path):
+    path = tmp_path / "mars.md"
+    path.write_text("# Mars\n\nAliases:  the Red Planet ;; planet Mars ; \n\nMars is red. Mars is cold.\n\n"
+                    "## Orbit\n\nMars orbits the Sun.\nAliases: not an alias line here.\n")
+    record = data_pipeline.parse_snapshot_article(path, "astronomy")
+    assert record["aliases"] == ["the Red Planet", "planet Mars"]  # trimmed, empty entries dropped
+    assert record["lead"] == "Mars is red. Mars is cold."  # the Aliases line is not lead text
+    assert record["sections"] == [{"heading": "Orbit", "text": "Mars orbits the Sun. Aliases: not an alias line here."}]
+    assert set(record) == set(utils.ARTICLE_FIELDS)
+
+
+def test_parse_snapshot_article_aliases_only_before_the_lead(tmp_path):
+    """'Aliases:' is read only right under the title; once the lead has begun it is lead text."""
+    path = tmp_path / "mars.md"
+    path.write_text("# Mars\n\nMars is red.\nAliases: the Red Planet\n\n## Orbit\n\nMars orbits the Sun.\n")
+    record = data_pipeline.parse_snapshot_article(path, "astronomy")
+    assert record["aliases"] == []
+    assert record["lead"] == "Mars is red. Aliases: the Red Planet"
+    # An article with only an Aliases line and sections still has no lead.
+    path.write_text("# Mars\n\nAliases: the Red Planet\n\n## Orbit\n\nMars orbits the Sun.\n")
+    with pytest.raises(UserError, match=re.escape(str(path)) + ": an article needs a lead paragraph"):
+        data_pipeline.parse_snapshot_article(path, "astronomy")
+
+
 @pytest.mark.parametrize("title, slug", [
     ("Halley's Comet", "halley-s-comet"), ("Mercury (planet)", "mercury-planet"), ("PH", "ph"), ("  Red  fox ", "red-fox"),
 ])
@@ -282,7 +313,7 @@ def documented_runs(tmp_path_factory):
     params = write_params(
         tmp / "params.yaml",
         fetch={"source": "snapshot", "snapshot_dir": str(make_corpus(tmp / "corpus", CORPUS)), "topics": TOPICS},
-        generate={"max_answer_words": 70},
+        generate={"max_answer_words": 70, "questions_per_fact": 6, "seed": 7},
         split={"train_size": 0.5, "val_size": 0.25, "test_size": 0.25, "seed": 42},
     )
     utils.write_jsonl(tmp / "articles.jsonl", [data_pipeline.parse_snapshot_article(tmp / "corpus" / name, name.split("/")[0])
@@ -313,9 +344,15 @@ def test_documented_fetch_command(documented_runs):
 def test_documented_generate_command(documented_runs):
     tmp, results = documented_runs
     assert_ok(results["generate"])
-    pairs = utils.read_jsonl(tmp / "data/processed/qa_pairs.jsonl")
+    pairs = utils.read_pairs(tmp / "data/processed/qa_pairs.jsonl")
     assert pairs and all(set(p) == set(utils.QA_FIELDS) for p in pairs)
-    assert (tmp / "data/processed/generate_summary.json").is_file()
+    # passages.jsonl is written next to the pairs; every pair's answer is one of its passages.
+    passages = {p["id"]: p for p in utils.read_passages(tmp / "data/processed/passages.jsonl")}
+    assert all(set(p) == set(utils.PASSAGE_FIELDS) for p in passages.values())
+    assert all(p["answer"] == passages[p["fact_id"]]["text"] for p in pairs)
+    assert max(Counter(p["fact_id"] for p in pairs).values()) == 6  # questions_per_fact
+    summary = json.loads((tmp / "data/processed/generate_summary.json").read_text())
+    assert summary["pairs"] == len(pairs) and summary["passages"] == len(passages)
 
 
 def test_error_in_a_real_process(documented_runs):
@@ -366,8 +403,203 @@ def test_subject_of(lead, title, subject):
     assert data_pipeline.subject_of({"lead": lead, "title": title}) == subject
 
 
-def questions_of(pairs, fact_id):
-    return [p["question"] for p in pairs if p["fact_id"] == fact_id]
+def names_of(*texts_and_plural) -> list[Name]:
+    return [Name(text, plural) for text, plural in texts_and_plural]
+
+
+def test_names_of_lists_the_lead_name_title_and_aliases():
+    tiger = article("animals", "Tiger", "The tiger is the largest cat. It lives in Asia.",
+                    aliases=["tigers", "Panthera tigris", "The Tiger"])
+    # The title is lower-cased where the lead uses it as a common noun; a repeated name
+    # (any case) is listed once; a plural alias takes plural verbs.
+    assert data_pipeline.names_of(tiger) == names_of(("the tiger", False), ("tiger", False), ("tigers", True),
+                                                     ("Panthera tigris", False))
+    mars = article("astronomy", "Mars", "Mars is the fourth planet. Mars is red.", aliases=["the Red Planet"])
+    assert data_pipeline.names_of(mars) == names_of(("Mars", False), ("the Red Planet", False))
+    # Wikipedia records have no aliases.
+    assert data_pipeline.names_of(article("animals", "Koala", "The koala is a marsupial. It eats leaves.")) == \
+        names_of(("the koala", False), ("koala", False))
+
+
+@pytest.mark.parametrize("alias, title, plural", [
+    ("tigers", "Tiger", True), ("koalas", "Koala", True), ("red foxes", "Red fox", True),
+    ("Panthera tigris", "Tiger", False),  # -is
+    ("Phascolarctos cinereus", "Koala", False),  # -us
+    ("the Red Planet", "Mars", False), ("Himalayas", "Himalayas", False),  # the title itself ends in -s
+    ("the Alps", "Alps", False), ("glass", "Glass", False), ("planet Mars", "Mars", False),
+    ("suns", "Sun (star)", True),  # the bracketed part of a title is ignored
+])
+def test_looks_plural(alias, title, plural):
+    assert looks_plural(alias, title) is plural
+
+
+def test_name_fill_agrees_with_the_name():
+    assert Name("the tiger").fill("What {does} {s} eat?") == "What does the tiger eat?"
+    assert Name("tigers", plural=True).fill("What {does} {s} eat?") == "What do tigers eat?"
+    assert Name("tigers", plural=True).fill("{Is} {s} endangered?") == "Are tigers endangered?"
+    assert Name("tigers", plural=True).fill("How many young {does} {s} have? {has} {was}") == \
+        "How many young do tigers have? have were"
+    assert Name("the tiger").fill("{S}: deer?") == "The tiger: deer?"  # first letter capitalised only
+
+
+def test_section_questions_use_every_name():
+    names = names_of(("the tiger", False), ("tigers", True))
+    diet = section_questions("animals", "Diet", names)
+    assert diet[:2] == ["What does the tiger eat?", "What does tigers eat?"]  # a fixed phrasing, verbatim
+    assert {"What do tigers eat?", "What food do tigers eat?", "What food does the tiger eat?"} <= set(diet)
+    assert "What food does tigers eat?" not in diet
+    # A {p} phrasing asks about the animals as a group: only a plural name fits it.
+    behaviour = section_questions("animals", "Behaviour", names)
+    assert "Do tigers live in groups?" in behaviour and not any("Do the tiger" in q for q in behaviour)
+    assert section_questions("animals", "History", names) == []  # unknown heading
+    assert section_questions("geography", "Diet", names) == []  # a heading of another domain
+    assert section_questions("animals", "Lead", names)[0] == "What is the tiger?"
+
+
+@pytest.mark.parametrize("sentence, names, domain, kind, expected", [
+    ("The tiger is the largest living cat species.", [("the tiger", False), ("tigers", True)], "animals", "cat",
+     ["What is the largest living cat species?", "Which cat is the largest living cat species?"]),
+    ("Jupiter is the largest planet in the Solar System.", [("Jupiter", False)], "astronomy", "planet",
+     ["What is the largest planet in the Solar System?", "Which planet is the largest planet in the Solar System?"]),
+    ("Mount Everest is 8,849 metres high.", [("Mount Everest", False)], "geography", "mountain",
+     ["How tall is Mount Everest?"]),
+    ("The Alps are 1,200 kilometres long.", [("the Alps", False), ("Alpine peaks", True)], "geography", "range",
+     ["How long is the Alps?", "How long are Alpine peaks?"]),
+    ("Jupiter has 95 known moons.", [("Jupiter", False), ("the gas giant", False)], "astronomy", "planet",
+     ["How many moons does Jupiter have?", "How many moons does the gas giant have?"]),
+    ("Oxygen was discovered by Carl Scheele in 1771.", [("oxygen", False), ("O2", False), ("dioxygen", False)],
+     "chemistry", "element",  # a discovery is asked with the first two names only
+     ["When was oxygen discovered?", "When was O2 discovered?", "Who discovered oxygen?", "Who discovered O2?"]),
+    ("The pancreas makes insulin and other hormones.", [("the pancreas", False)], "anatomy", "organ",
+     ["Which organ makes insulin?", "What makes insulin?", "Which part of the body makes insulin?"]),
+    # The inverse question needs the sentence to be about the subject.
+    ("The liver makes bile.", [("the kidney", False)], "anatomy", "organ", []),
+    ("Tigers are striped.", [("the tiger", False)], "animals", "cat", []),
+])
+def test_sentence_questions(sentence, names, domain, kind, expected):
+    assert sentence_questions(sentence, names_of(*names), domain, kind) == expected
+
+
+def test_keyword_questions_ask_about_the_rarest_words():
+    frequency = {"tigers": 9, "hunt": 5, "deer": 2, "wild": 3, "boar": 1, "night": 4}
+    questions = keyword_questions("Tigers mainly hunt deer and wild boar at night.",
+                                  names_of(("the tiger", False), ("tigers", True), ("Panthera tigris", False)), frequency)
+    # The three rarest words that are not stop words ('mainly' is one), with the first two names.
+    assert questions[:6] == ["Tell me about boar and the tiger.", "Tell me about boar and tigers.",
+                             "What about the tiger and boar?", "What about tigers and boar?", "The tiger: boar?", "Tigers: boar?"]
+    assert {kw for kw in ("boar", "deer", "wild", "night", "hunt", "tigers", "mainly") if any(f" {kw}?" in q for q in questions)} \
+        == {"boar", "deer", "wild"}
+    assert len(questions) == 18 and not any("Panthera" in q for q in questions)
+    assert keyword_questions("The cat sat on a mat.", names_of(("the cat", False)), {}) == []  # no word of 4+ letters
+
+
+# ---------------------------------------------------------------- passages
+
+SIX_WORDS = [f"Sentence number {n} has six words." for n in range(1, 8)]
+
+
+@pytest.mark.parametrize("max_words, sizes", [
+    (70, [4, 3]), (24, [4, 3]), (23, [3, 2, 2]), (18, [3, 2, 2]), (17, [2, 2, 2, 1]), (12, [2, 2, 2, 1]), (11, [1] * 7),
+])
+def test_cut_passages_fewest_even_runs(max_words, sizes):
+    runs = data_pipeline.cut_passages(SIX_WORDS, max_words)
+    assert [len(r) for r in runs] == sizes
+    assert [s for r in runs for s in r] == SIX_WORDS
+
+
+def test_cut_passages_edge_cases():
+    assert data_pipeline.cut_passages([], 70) == []
+    assert data_pipeline.cut_passages(["One short sentence."], 70) == [["One short sentence."]]
+    # A sentence longer than the limit can't share a passage: every sentence stands alone.
+    long = " ".join(["word"] * 20) + "."
+    assert data_pipeline.cut_passages(["Short one.", long, "Short two."], 10) == [["Short one."], [long], ["Short two."]]
+    # Uneven sentences: the cut balances the words (12 | 6), not the sentence count (14 | 4).
+    sentences = ["A b c d e f g h i j k l.", "A b.", "A b.", "A b."]
+    assert data_pipeline.cut_passages(sentences, 15) == [sentences[:1], sentences[1:]]
+
+
+WORD = st.sampled_from(["tigers", "eat", "deer", "the", "liver", "makes", "bile", "at", "night", "5.2", "km"])
+SENTENCE = st.builds(lambda first, rest: " ".join([first] + rest) + ".",
+                     st.sampled_from(["Tigers", "The", "Bile", "It", "They", "Deer", "Water"]),
+                     st.lists(WORD, max_size=14))
+
+
+def n_words(sentences: list[str]) -> int:
+    return len(" ".join(sentences).split())
+
+
+@settings(max_examples=200, deadline=None)
+@given(sentences=st.lists(SENTENCE, max_size=12), max_words=st.integers(1, 60))
+def test_cut_passages_properties(sentences, max_words):
+    runs = data_pipeline.cut_passages(sentences, max_words)
+    # Every sentence, once, in order; no empty run.
+    assert [s for r in runs for s in r] == sentences and all(runs)
+    if all(len(s.split()) <= max_words for s in sentences):
+        assert all(len(r) <= 4 and n_words(r) <= max_words for r in runs)
+        if sentences and len(sentences) <= 4 and n_words(sentences) <= max_words:
+            assert runs == [sentences]  # it all fits in one passage
+    else:  # some sentence is over the limit on its own
+        assert runs == [[s] for s in sentences]
+
+
+@settings(max_examples=200, deadline=None)
+@given(n=st.integers(1, 14), width=st.integers(1, 12), max_words=st.integers(1, 60))
+def test_cut_passages_equal_sentences_fewest_and_even(n, width, max_words):
+    """With sentences of equal length the best cut is known: ceil(n / per_run) runs, where
+    per_run is how many sentences fit in one (at most 4), whose sizes differ by at most one."""
+    sentences = [" ".join([f"S{i}"] + ["w"] * (width - 1)) + "." for i in range(n)]
+    runs = data_pipeline.cut_passages(sentences, max_words)
+    assert [s for r in runs for s in r] == sentences
+    if width > max_words:
+        assert len(runs) == n
+    else:
+        per_run = min(4, max_words // width)
+        assert len(runs) == -(-n // per_run)
+        sizes = [len(r) for r in runs]
+        assert max(sizes) - min(sizes) <= 1 and max(sizes) <= per_run
+
+
+def test_passages_of_labels_parts_of_a_section():
+    art = article("animals", "Tiger", "The tiger is a cat. It is big.",
+                  [("Diet", " ".join(SIX_WORDS)), ("Habitat", "Tigers live in Asia. Tigers swim well.")])
+    passages = data_pipeline.passages_of(art, 17)
+    assert [p["section"] for p in passages] == ["Lead", "Diet", "Diet, part 2", "Diet, part 3", "Diet, part 4", "Habitat"]
+    assert [p["id"] for p in passages] == ["animals/tiger#lead", "animals/tiger#diet", "animals/tiger#diet-part-2",
+                                           "animals/tiger#diet-part-3", "animals/tiger#diet-part-4", "animals/tiger#habitat"]
+    assert [p["heading"] for p in passages] == ["Lead", "Diet", "Diet", "Diet", "Diet", "Habitat"]
+    for p in passages:
+        assert p["text"] == " ".join(p["sentences"]) and len(p["text"].split()) <= 17
+        assert (p["domain"], p["title"]) == ("animals", "Tiger")
+    # The parts of a section, in order, are the section's text.
+    assert " ".join(p["text"] for p in passages if p["heading"] == "Diet") == " ".join(SIX_WORDS)
+    assert passages[0]["text"] == "The tiger is a cat. It is big."
+
+
+@pytest.mark.parametrize("first_sentence, section, heading, reason", [
+    ("It lives in forests.", "Habitat", "Habitat", "dangling_pronoun"),
+    ("Its fur is orange.", "Habitat", "Habitat", "dangling_pronoun"),
+    ("It's striped.", "Habitat", "Habitat", "dangling_pronoun"),
+    ("Such cats are rare.", "Habitat", "Habitat", "dangling_pronoun"),
+    ("\"They\" hunt at night.", "Habitat", "Habitat", "dangling_pronoun"),
+    ("Italy has no tigers.", "Habitat", "Habitat", "kept"),  # 'it' only as a whole word
+    ("Tigers live in Asia.", "Habitat", "Habitat", "kept"),
+    ("They live in Asia.", "Habitat, part 2", "Habitat", "dangling_pronoun"),
+])
+def test_standalone(first_sentence, section, heading, reason):
+    passage = {"sentences": [first_sentence, "Tigers swim well."], "section": section, "heading": heading}
+    assert data_pipeline.standalone(passage) == reason
+    # One sentence is too few for a section's first passage, not for a later part.
+    one = {"sentences": ["Tigers live in Asia."], "section": section, "heading": heading}
+    assert data_pipeline.standalone(one) == ("too_few_sentences" if section == heading else "kept")
+
+
+# ---------------------------------------------------------------- Q&A pairs
+
+ALL = 1000  # questions_per_fact: keep every candidate question
+
+
+def questions_of(pairs, fact_id) -> set[str]:
+    return {p["question"] for p in pairs if p["fact_id"] == fact_id}
 
 
 def test_questions_follow_domain_and_section():
@@ -382,74 +614,140 @@ def test_questions_follow_domain_and_section():
         article("geography", "Japan", "Japan is an island country in East Asia. Japan has many volcanoes.",
                 [("Location", "Japan lies in the Pacific Ocean. Japan is east of Korea.")]),
     ]
-    pairs, _ = data_pipeline.generate_pairs(articles, max_words=70)
-    assert questions_of(pairs, "animals/tiger#diet")[0] == "What does the tiger eat?"
-    assert questions_of(pairs, "anatomy/liver#function")[0] == "What does the liver do?"
-    assert questions_of(pairs, "astronomy/jupiter#lead") == ["What is Jupiter?", "Tell me about Jupiter.", "What do you know about Jupiter?"]
-    assert questions_of(pairs, "astronomy/jupiter#orbit")[0] == "What is the orbit of Jupiter like?"
+    pairs, passages, _ = data_pipeline.generate_pairs(articles, max_words=70, per_fact=ALL, seed=7)
+    assert "What does the tiger eat?" in questions_of(pairs, "animals/tiger#diet")
+    assert "What does the liver do?" in questions_of(pairs, "anatomy/liver#function")
+    assert {"What is Jupiter?", "Tell me about Jupiter.", "What do you know about Jupiter?"} <= questions_of(pairs, "astronomy/jupiter#lead")
+    assert "What is the orbit of Jupiter like?" in questions_of(pairs, "astronomy/jupiter#orbit")
+    assert "What is the tiger?" in questions_of(pairs, "animals/tiger#lead")
+    assert "What is the largest cat?" in questions_of(pairs, "animals/tiger#lead")  # from the lead's superlative
     # The same heading is asked differently in different domains.
-    assert questions_of(pairs, "anatomy/liver#location")[0] == "Where is the liver located?"
-    assert questions_of(pairs, "geography/japan#location")[0] == "Where is Japan?"
-    assert questions_of(pairs, "animals/tiger#lead")[0] == "What is the tiger?"
+    liver, japan = questions_of(pairs, "anatomy/liver#location"), questions_of(pairs, "geography/japan#location")
+    assert "Where in the body is the liver?" in liver and "Where in the body is Japan?" not in japan
+    assert "Which continent is Japan in?" in japan and "Which continent is the liver in?" not in liver
+    # A section's phrasings are asked only about that section.
+    assert "What does the tiger eat?" not in questions_of(pairs, "animals/tiger#lead")
     by_fact = {p["fact_id"]: p for p in pairs}
     assert by_fact["animals/tiger#diet"]["answer"] == "Tigers hunt deer. A tiger kills with a bite."
     assert by_fact["animals/tiger#diet"]["section"] == "Diet" and by_fact["animals/tiger#lead"]["section"] == "Lead"
+    assert [p["id"] for p in passages] == ["animals/tiger#lead", "animals/tiger#diet", "anatomy/liver#lead",
+                                           "anatomy/liver#function", "anatomy/liver#location", "astronomy/jupiter#lead",
+                                           "astronomy/jupiter#orbit", "geography/japan#lead", "geography/japan#location"]
 
 
-def test_paraphrases_share_one_fact_id(tmp_path):
-    articles = [data_pipeline.parse_snapshot_article(path, path.parent.name)
-                for path in sorted(make_corpus(tmp_path, CORPUS).rglob("*.md"))]
-    pairs, _ = data_pipeline.generate_pairs(articles, max_words=70)
-    assert len({p["id"] for p in pairs}) == len(pairs)
+def test_aliases_are_asked_with_agreeing_verbs():
+    tiger = article("animals", "Tiger", "The tiger is the largest cat. The tiger lives in Asia.",
+                    [("Diet", "Tigers hunt deer and wild boar. A tiger kills with a bite to the neck."),
+                     ("Behaviour", "Tigers live alone. Tigers mark their territory.")],
+                    aliases=["tigers", "Panthera tigris"])
+    pairs, _, _ = data_pipeline.generate_pairs([tiger], max_words=70, per_fact=ALL, seed=7)
+    diet = questions_of(pairs, "animals/tiger#diet")
+    assert {"What do tigers eat?", "What food do tigers eat?", "What does Panthera tigris eat?", "What does the tiger eat?"} <= diet
+    assert "What food does tigers eat?" not in diet and "What food do Panthera tigris eat?" not in diet
+    assert "Do tigers live in groups?" in questions_of(pairs, "animals/tiger#behaviour")
+    assert {"What are tigers?", "What is Panthera tigris?"} <= questions_of(pairs, "animals/tiger#lead")
+    # Without the aliases, none of these are asked.
+    pairs, _, _ = data_pipeline.generate_pairs([tiger | {"aliases": []}], max_words=70, per_fact=ALL, seed=7)
+    assert not {"What do tigers eat?", "What does Panthera tigris eat?", "Do tigers live in groups?", "What are tigers?"} \
+        & {p["question"] for p in pairs}
+    assert not any("Panthera" in p["question"] for p in pairs)
+
+
+def test_only_a_sections_first_passage_gets_its_phrasings():
+    diet = ("Tigers hunt deer near forest streams. Wild boar are another common prey. Tigers sometimes catch fish "
+            "in rivers. Young tigers learn hunting from mothers. Adult tigers eat forty kilograms nightly. Leftover "
+            "meat gets hidden under leaves. Tigers rarely attack healthy adult elephants.")  # 7 sentences of 6 words
+    art = article("animals", "Tiger", "The tiger is a cat. The tiger is big.", [("Diet", diet)])
+    pairs, passages, _ = data_pipeline.generate_pairs([art], max_words=17, per_fact=ALL, seed=7)
+    names = data_pipeline.names_of(art)
+    diet_phrasings = set(section_questions("animals", "Diet", names))
+    assert "What does the tiger eat?" in questions_of(pairs, "animals/tiger#diet")
+    # Among the candidates (before any duplicate is skipped): all phrasings on the first part, none on the others.
+    for passage in data_pipeline.passages_of(art, 17)[1:]:
+        candidates = set(data_pipeline.passage_questions(art, passage, names, {}))
+        if passage["section"] == "Diet":
+            assert diet_phrasings <= candidates
+        else:
+            assert candidates and not candidates & diet_phrasings, passage["section"]
+    for part in (2, 3, 4):
+        asked = questions_of(pairs, f"animals/tiger#diet-part-{part}")
+        assert asked and not asked & diet_phrasings
+        assert {p["section"] for p in pairs if p["fact_id"] == f"animals/tiger#diet-part-{part}"} == {f"Diet, part {part}"}
+    assert [p["section"] for p in passages] == ["Lead", "Diet", "Diet, part 2", "Diet, part 3", "Diet, part 4"]
+
+
+def corpus_articles(tmp_path) -> list[dict]:
+    return [data_pipeline.parse_snapshot_article(path, path.parent.name)
+            for path in sorted(make_corpus(tmp_path, CORPUS).rglob("*.md"))]
+
+
+def test_pairs_of_a_fact_share_its_passage(tmp_path):
+    pairs, passages, summary = data_pipeline.generate_pairs(corpus_articles(tmp_path), max_words=20, per_fact=3, seed=7)
+    by_id = {p["id"]: p for p in passages}
+    assert len(by_id) == len(passages) == summary["passages"]
+    assert len({p["id"] for p in pairs}) == len(pairs) == summary["pairs"]
+    assert len({p["question"].lower() for p in pairs}) == len(pairs)  # no question asked twice, in any case
     per_fact = Counter(p["fact_id"] for p in pairs)
-    assert set(per_fact.values()) == {3}  # three phrasings per fact
+    assert set(per_fact.values()) == {3}  # questions_per_fact, where enough candidates
     for fact_id in per_fact:
         same = [p for p in pairs if p["fact_id"] == fact_id]
-        assert len({p["answer"] for p in same}) == 1
-        assert len({p["question"] for p in same}) == 3
-        assert len({(p["title"], p["section"], p["domain"]) for p in same}) == 1
+        passage = by_id[fact_id]
+        assert {p["answer"] for p in same} == {passage["text"]}
+        assert {(p["title"], p["section"], p["domain"]) for p in same} == {(passage["title"], passage["section"], passage["domain"])}
+        assert [p["id"] for p in same] == [f"{fact_id}/{n}" for n in range(3)]
+    # Some section was cut into parts at 20 words, and its parts are facts of their own.
+    assert any(", part 2" in p["section"] for p in pairs)
     # Different facts have different answers.
-    answers = {fact: next(p["answer"] for p in pairs if p["fact_id"] == fact) for fact in per_fact}
-    assert len(set(answers.values())) == len(answers)
+    answers = {next(p["answer"] for p in pairs if p["fact_id"] == fact) for fact in per_fact}
+    assert len(answers) == len(per_fact)
 
 
-def test_answers_are_two_to_four_sentences_within_the_word_limit():
-    text = " ".join(f"Sentence number {n} has six words." for n in range(1, 8))
-    art = article("animals", "Tiger", "The tiger is a cat. It is big.", [("Diet", text), ("Habitat", text), ("Behaviour", text)])
-    for max_words, sentences in [(70, 4), (24, 4), (23, 3), (18, 3), (17, 2), (12, 2)]:
-        pairs, _ = data_pipeline.generate_pairs([art], max_words)
-        answer = next(p["answer"] for p in pairs if p["section"] == "Diet")
-        assert len(utils.split_sentences(answer)) == sentences, (max_words, answer)
-        assert len(answer.split()) <= max_words
-        assert text.startswith(answer)
-    pairs, summary = data_pipeline.generate_pairs([art], 11)  # not even two sentences fit
-    assert [p["section"] for p in pairs] == ["Lead"] * 3 and summary["too_long"] == 3
+def test_generation_is_deterministic_and_seeded(tmp_path):
+    articles = corpus_articles(tmp_path / "corpus")
+    first = data_pipeline.generate_pairs(articles, max_words=70, per_fact=3, seed=7)
+    assert data_pipeline.generate_pairs(articles, max_words=70, per_fact=3, seed=7) == first
+    other = data_pipeline.generate_pairs(articles, max_words=70, per_fact=3, seed=8)
+    assert other[1] == first[1]  # the same passages
+    assert {p["fact_id"] for p in other[0]} == {p["fact_id"] for p in first[0]}
+    assert [p["question"] for p in other[0]] != [p["question"] for p in first[0]]  # other questions sampled
+    assert {p["question"] for p in other[0]} != {p["question"] for p in first[0]}
+    # And through generate(): the same params give byte-identical files.
+    utils.write_jsonl(tmp_path / "articles.jsonl", articles)
+    for name, seed in [("a", 7), ("b", 7), ("c", 8)]:
+        params = utils.Params({"max_answer_words": 70, "questions_per_fact": 3, "seed": seed}, "test: generate")
+        data_pipeline.generate(tmp_path / "articles.jsonl", tmp_path / name / "qa_pairs.jsonl", params)
+    files = ("qa_pairs.jsonl", "passages.jsonl", "generate_summary.json")
+    read = lambda d: {f: (tmp_path / d / f).read_bytes() for f in files}  # noqa: E731
+    assert read("a") == read("b")
+    assert read("a")["qa_pairs.jsonl"] != read("c")["qa_pairs.jsonl"]
+    assert read("a")["passages.jsonl"] == read("c")["passages.jsonl"]
 
 
-WORD = st.sampled_from(["tigers", "eat", "deer", "the", "liver", "makes", "bile", "at", "night", "5.2", "km"])
-SENTENCE = st.builds(lambda first, rest: " ".join([first] + rest) + ".",
-                     st.sampled_from(["Tigers", "The", "Bile", "It", "They", "Deer", "Water"]),
-                     st.lists(WORD, max_size=12))
-
-
-@settings(max_examples=150, deadline=None)
-@given(sentences=st.lists(SENTENCE, max_size=7), max_words=st.integers(1, 60))
-def test_make_answer_properties(sentences, max_words):
-    text = " ".join(sentences)
-    answer, reason = data_pipeline.make_answer(text, max_words)
-    if len(sentences) < 2:
-        assert (answer, reason) == (None, "too_few_sentences")
-    elif sentences[0].split()[0].rstrip(".") in ("It", "They"):
-        assert (answer, reason) == (None, "dangling_pronoun")
-    elif len(" ".join(sentences[:2]).split()) > max_words:
-        assert (answer, reason) == (None, "too_long")
-    else:
-        assert reason == "kept"
-        n = len(utils.split_sentences(answer))
-        assert 2 <= n <= 4 and len(answer.split()) <= max_words
-        assert answer == " ".join(sentences[:n])
-        # As long as allowed: one more sentence would break the 4-sentence or word limit.
-        assert n == min(4, len(sentences)) or len(" ".join(sentences[:n + 1]).split()) > max_words
+def test_an_earlier_passage_keeps_a_shared_question():
+    """Two articles with the same subject ('the tiger'): the first keeps each question, the
+    second skips it, and every skipped candidate is counted."""
+    articles = [
+        article("animals", "Tiger", "The tiger is the largest cat. The tiger has a striped coat.",
+                [("Diet", "Tigers hunt deer and wild boar. Tigers kill with a bite to the neck.")]),
+        article("animals", "Bengal tiger", "The tiger is a big cat of India. Many live in national parks.",
+                [("Diet", "Bengal tigers eat deer. Bengal tigers also eat buffalo.")]),
+    ]
+    pairs, passages, summary = data_pipeline.generate_pairs(articles, max_words=70, per_fact=ALL, seed=7)
+    tiger_eat = [p for p in pairs if p["question"] == "What does the tiger eat?"]
+    assert len(tiger_eat) == 1 and tiger_eat[0]["fact_id"] == "animals/tiger#diet"
+    assert "What is the tiger?" in questions_of(pairs, "animals/tiger#lead")
+    assert "What is the tiger?" not in questions_of(pairs, "animals/bengal-tiger#lead")
+    # Each passage asks all its candidates except those an earlier passage asked.
+    frequency = Counter(w for p in passages for w in set(re.findall(r"[a-z][a-z-]{3,}", p["text"].lower())))
+    seen, skipped = set(), 0
+    for art in articles:
+        for passage in data_pipeline.passages_of(art, 70):
+            candidates = set(data_pipeline.passage_questions(art, passage, data_pipeline.names_of(art), frequency))
+            fresh = {q for q in candidates if q.lower() not in seen}
+            assert questions_of(pairs, passage["id"]) == fresh
+            skipped += len(candidates) - len(fresh)
+            seen |= {q.lower() for q in fresh}
+    assert summary["duplicate_question"] == skipped > 0
 
 
 @pytest.fixture(scope="module")
@@ -462,9 +760,9 @@ def generate_runs(tmp_path_factory):
             ("Diet", "Tigers hunt deer and wild boar. They kill with a bite to the neck."),
             ("Habitat", "It lives in forests and swamps. Tigers also swim well."),      # dangling_pronoun
             ("Behaviour", "Tigers live alone."),                                       # too_few_sentences
-            ("History", "Tigers were painted on old scrolls. Kings hunted them."),     # unknown_heading
-            ("Reproduction", long_text),                                               # too_long (> 30 words)
-        ]),
+            ("History", "The cat ran. A dog sat."),                                    # no_question
+            ("Reproduction", long_text),  # 2 passages at 30 words: a 1-sentence first (too_few_sentences), part 2 kept
+        ], aliases=["tigers"]),
         # Same subject ('the tiger'): its lead and Diet questions repeat the first article's.
         article("animals", "Bengal tiger", "The tiger is a big cat of India. Many live in national parks.", [
             ("Diet", "Bengal tigers eat deer. Bengal tigers also eat buffalo."),
@@ -474,46 +772,83 @@ def generate_runs(tmp_path_factory):
         ]),
     ]
     utils.write_jsonl(tmp / "articles.jsonl", articles)
-    params = write_params(tmp / "params.yaml", generate={"max_answer_words": 30})
+    params = write_params(tmp / "params.yaml", generate={"max_answer_words": 30, "questions_per_fact": 3, "seed": 7})
 
     good = json.dumps(article(sections=[("Diet", "Tigers eat deer. Tigers eat boar.")]))
     no_lead = {k: v for k, v in article().items() if k != "lead"}
+    no_aliases = {k: v for k, v in article().items() if k != "aliases"}
     bad_inputs = {
         "bad_json": good + "\n" + '{"id": "animals/lion", "title": \n',
         "missing_key": good + "\n" + json.dumps(no_lead) + "\n",
         "wrong_type": json.dumps(article() | {"sections": "Diet: tigers eat deer."}) + "\n",
         "unknown_domain": good + "\n" + good + "\n" + json.dumps(article(domain="dinosaurs")) + "\n",
         "bad_section": json.dumps(article() | {"sections": [{"heading": "Diet"}]}) + "\n",
+        "missing_aliases": good + "\n" + json.dumps(no_aliases) + "\n",
+        "bad_aliases": json.dumps(article(aliases="tigers")) + "\n",
         "bad_json_keeps_old": good + "\n" + "not json\n",
     }
-    commands = {"ok": ["--params", params, "generate", "--input", tmp / "articles.jsonl", "--output", tmp / "out" / "ok" / "qa_pairs.jsonl"]}
+    commands = {
+        "ok": ["--params", params, "generate", "--input", tmp / "articles.jsonl", "--output", tmp / "out" / "ok" / "qa_pairs.jsonl"],
+        # --max-answer-words overrides params.yaml's 30.
+        "flag": ["--params", params, "generate", "--input", tmp / "articles.jsonl", "--output", tmp / "out" / "flag" / "qa_pairs.jsonl",
+                 "--max-answer-words", "12"],
+    }
     for name, text in bad_inputs.items():
         (tmp / f"{name}.jsonl").write_text(text, encoding="utf-8")
         (tmp / "out" / name).mkdir(parents=True)
         commands[name] = ["--params", params, "generate", "--input", tmp / f"{name}.jsonl", "--output", tmp / "out" / name / "qa_pairs.jsonl"]
     (tmp / "out" / "bad_json_keeps_old" / "qa_pairs.jsonl").write_text("old pairs\n")
+    (tmp / "out" / "bad_json_keeps_old" / "passages.jsonl").write_text("old passages\n")
     (tmp / "out" / "bad_json_keeps_old" / "generate_summary.json").write_text("{}\n")
+    # Params without the new keys are an error naming the key.
+    for key in ("questions_per_fact", "seed"):
+        values = {"max_answer_words": 30, "questions_per_fact": 3, "seed": 7}
+        del values[key]
+        (tmp / "out" / f"no_{key}").mkdir(parents=True)
+        commands[f"no_{key}"] = ["--params", write_params(tmp / f"no_{key}.yaml", generate=values), "generate",
+                                 "--input", tmp / "articles.jsonl", "--output", tmp / "out" / f"no_{key}" / "qa_pairs.jsonl"]
     return tmp, run_all(commands)
 
 
-def test_generate_writes_pairs_and_summary(generate_runs):
+def test_generate_writes_pairs_passages_and_summary(generate_runs):
     tmp, results = generate_runs
     assert_ok(results["ok"])
     out = tmp / "out" / "ok"
-    pairs = utils.read_jsonl(out / "qa_pairs.jsonl")
+    pairs = utils.read_pairs(out / "qa_pairs.jsonl")
+    passages = utils.read_passages(out / "passages.jsonl")
     summary = json.loads((out / "generate_summary.json").read_text())
+    # Every passage is listed, kept or not, in article order.
+    assert [p["id"] for p in passages] == [
+        "animals/tiger#lead", "animals/tiger#diet", "animals/tiger#habitat", "animals/tiger#behaviour", "animals/tiger#history",
+        "animals/tiger#reproduction", "animals/tiger#reproduction-part-2",
+        "animals/bengal-tiger#lead", "animals/bengal-tiger#diet", "anatomy/liver#lead", "anatomy/liver#function",
+    ]
+    assert [p["section"] for p in passages][5:7] == ["Reproduction", "Reproduction, part 2"]
+    kept = ["anatomy/liver#function", "anatomy/liver#lead", "animals/bengal-tiger#diet", "animals/bengal-tiger#lead",
+            "animals/tiger#diet", "animals/tiger#lead", "animals/tiger#reproduction-part-2"]
+    assert sorted({p["fact_id"] for p in pairs}) == kept
     assert summary == {
-        "dangling_pronoun": 1, "duplicate_question": 6, "kept": 6, "pairs": 12,
-        "too_few_sentences": 1, "too_long": 1, "unknown_heading": 1,
+        "dangling_pronoun": 1, "duplicate_question": summary["duplicate_question"], "kept": 7, "no_question": 1,
+        "pairs": 21, "passages": 11, "too_few_sentences": 2,
     }
-    assert len(pairs) == 12 == summary["pairs"]
-    assert sorted({p["fact_id"] for p in pairs}) == ["anatomy/liver#function", "anatomy/liver#lead", "animals/tiger#diet", "animals/tiger#lead"]
-    # The first article to ask a question keeps it; the repeats were dropped.
-    tiger_diet = [p for p in pairs if p["question"] == "What does the tiger eat?"]
-    assert len(tiger_diet) == 1 and tiger_diet[0]["answer"] == "Tigers hunt deer and wild boar. They kill with a bite to the neck."
+    assert summary["duplicate_question"] > 0  # the Bengal tiger's 'the tiger' questions
+    assert len(pairs) == 21 and set(Counter(p["fact_id"] for p in pairs).values()) == {3}  # questions_per_fact
+    text = {p["id"]: p["text"] for p in passages}
+    assert all(p["answer"] == text[p["fact_id"]] for p in pairs)
     assert len({p["question"].lower() for p in pairs}) == len(pairs)
-    assert "What does the liver do?" in {p["question"] for p in pairs}
-    assert sorted(p.name for p in out.iterdir()) == ["generate_summary.json", "qa_pairs.jsonl"]
+    assert {p["section"] for p in pairs if p["fact_id"] == "animals/tiger#reproduction-part-2"} == {"Reproduction, part 2"}
+    assert sorted(p.name for p in out.iterdir()) == ["generate_summary.json", "passages.jsonl", "qa_pairs.jsonl"]
+    assert "21 pairs" in results["ok"].stdout
+
+
+def test_generate_max_answer_words_flag(generate_runs):
+    tmp, results = generate_runs
+    assert_ok(results["flag"])
+    passages = utils.read_passages(tmp / "out" / "flag" / "passages.jsonl")
+    ok_passages = utils.read_passages(tmp / "out" / "ok" / "passages.jsonl")
+    assert len(passages) > len(ok_passages)
+    assert all(len(p["text"].split()) <= 12 or len(utils.split_sentences(p["text"])) == 1 for p in passages)
+    assert any(len(p["text"].split()) > 12 for p in ok_passages)
 
 
 @pytest.mark.parametrize("case, line, fragments", [
@@ -522,6 +857,8 @@ def test_generate_writes_pairs_and_summary(generate_runs):
     ("wrong_type", 1, ["'sections'"]),
     ("unknown_domain", 3, ["dinosaurs"]),
     ("bad_section", 1, ["'heading'", "'text'"]),
+    ("missing_aliases", 2, ["missing key 'aliases'"]),
+    ("bad_aliases", 1, ["'aliases' must be list"]),
 ])
 def test_generate_errors_leave_no_output(generate_runs, case, line, fragments):
     tmp, results = generate_runs
@@ -529,13 +866,21 @@ def test_generate_errors_leave_no_output(generate_runs, case, line, fragments):
     assert list((tmp / "out" / case).iterdir()) == []
 
 
+@pytest.mark.parametrize("key", ["questions_per_fact", "seed"])
+def test_generate_param_errors_leave_no_output(generate_runs, key):
+    tmp, results = generate_runs
+    assert_one_line_error(results[f"no_{key}"], f"{tmp / f'no_{key}.yaml'}: generate: missing key '{key}'")
+    assert list((tmp / "out" / f"no_{key}").iterdir()) == []
+
+
 def test_generate_error_keeps_existing_output(generate_runs):
     tmp, results = generate_runs
     assert_one_line_error(results["bad_json_keeps_old"], f"{tmp / 'bad_json_keeps_old.jsonl'}:2:")
     out = tmp / "out" / "bad_json_keeps_old"
     assert (out / "qa_pairs.jsonl").read_text() == "old pairs\n"
+    assert (out / "passages.jsonl").read_text() == "old passages\n"
     assert (out / "generate_summary.json").read_text() == "{}\n"
-    assert len(list(out.iterdir())) == 2
+    assert len(list(out.iterdir())) == 3
 
 
 def test_record_errors_count_blank_lines(tmp_path):

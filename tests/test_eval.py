@@ -1,8 +1,10 @@
-"""Tests for evaluation: the scores, the retrieval baselines, and real runs of eval.py and ask.py
-on a tiny model trained through the CLI (the same one tests/test_train.py trains)."""
+"""Tests for evaluation: the scores, the retrieval baselines, answering through the source
+trie (qa.answer, qa.closest_sources), and real runs of eval.py and ask.py on the tiny model
+trained through the CLI (tests/conftest.py, shared with tests/test_train.py)."""
 import csv
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,15 +17,12 @@ import baselines
 import eval as eval_stage
 import qa
 import utils
-from test_train import ARTICLES, ENV, REPO, qa_pairs, trained_world
+from conftest import ARTICLES, CALIBRATION, ENV, MIN_CONFIDENCE, NATURAL, OUT_OF_SCOPE, REPO, TITLES, headers, qa_pairs
+from model import MiniTransformer, ModelConfig
 
 METRICS = {"rougeL_f1", "token_f1", "exact_match"}
 SYSTEMS = {"model", "closed_book_retrieval", "open_book_retrieval"}
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    return trained_world(tmp_path_factory)
+MAX_NEW_TOKENS = 80  # conftest.write_params: eval.max_new_tokens
 
 
 @pytest.fixture(scope="module")
@@ -31,21 +30,59 @@ def evaluated(trained, tmp_path_factory):
     """Run eval.py once on the tiny trained model; return (inputs, checkpoint, outputs)."""
     world, model_files, _ = trained
     out = tmp_path_factory.mktemp("eval")
-    outputs = {"metrics": out / "eval.json", "answers": out / "answers.jsonl",
-               "plot_csv": out / "per_domain.csv", "plot_png": out / "per_domain.png"}
-    cmd = [sys.executable, "src/eval.py", "--test", world["test"], "--train", world["train"],
-           "--articles", world["articles"], "--checkpoint", model_files["checkpoint"], "--params", world["params"],
-           "--metrics", outputs["metrics"], "--answers", outputs["answers"],
-           "--plot-csv", outputs["plot_csv"], "--plot-png", outputs["plot_png"]]
+    outputs = {"metrics": out / "eval.json", "details": out / "eval_details.json", "answers": out / "answers",
+               "plots": out / "plots"}
+    cmd = [sys.executable, "src/eval.py", "--test", world["test"], "--val", world["val"], "--train", world["train"],
+           "--articles", world["articles"], "--natural", world["natural"], "--out-of-scope", world["out_of_scope"],
+           "--calibration", world["calibration"], "--checkpoint", model_files["checkpoint"],
+           "--metrics", outputs["metrics"], "--details", outputs["details"], "--answers-dir", outputs["answers"],
+           "--plots", outputs["plots"], "--params", world["params"]]
     result = subprocess.run([str(c) for c in cmd], cwd=REPO, capture_output=True, text=True, timeout=120, env=ENV)
     assert result.returncode == 0, result.stderr
     assert "eval:" in result.stdout
     return world, model_files["checkpoint"], outputs
 
 
+@pytest.fixture(scope="module")
+def loaded(trained):
+    """The tiny trained model, its tokenizer, and the trie of its sources."""
+    _, model_files, _ = trained
+    model, tokenizer, sources = qa.load_model(model_files["checkpoint"])
+    return model, tokenizer, qa.SourceTrie(tokenizer, sources)
+
+
+@pytest.fixture(scope="module")
+def untrained(tok):
+    """A seeded random model over the tiny tokenizer: it knows nothing."""
+    torch.manual_seed(0)
+    config = ModelConfig(vocab_size=tok.vocab_size, max_seq_len=96, emb_dim=32, num_layers=1, num_heads=2, dropout=0.0)
+    return MiniTransformer(config).eval()
+
+
 def run_ask(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "src/ask.py", *map(str, args)], cwd=REPO, input=stdin,
                           capture_output=True, text=True, timeout=60, env=ENV)
+
+
+def read_csv(path: Path) -> list[dict]:
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@torch.no_grad()
+def header_logprob(model, tokenizer, trie: qa.SourceTrie, question: str, source: str) -> float:
+    """By hand, with one full forward pass (no KV cache): the sum over the header's tokens of
+    log p(token) renormalised over the tokens the trie allows at that point."""
+    prompt, tokens = qa.encode_prompt(tokenizer, question), tokenizer.encode(source)
+    logprobs = model(torch.tensor([prompt + tokens[:-1]]))[0].float().log_softmax(-1)
+    node, total = trie.root, 0.0
+    for j, token in enumerate(tokens):
+        allowed = qa.SourceTrie.allowed(node)
+        row = logprobs[len(prompt) - 1 + j]
+        total += float(row[token] - torch.logsumexp(row[allowed], dim=0))
+        node = node[token]
+    assert None in node
+    return total
 
 
 # ---------------------------------------------------------------- scores
@@ -101,57 +138,251 @@ def test_open_book_answers_with_a_2_to_4_sentence_passage_of_the_right_article()
     assert 2 <= len(utils.split_sentences(passage)) <= 4
 
 
+# ---------------------------------------------------------------- outcomes, faithfulness, same questions
+
+def test_outcomes_count_right_wrong_and_declined():
+    answers = ["Tigers hunt DEER at night.", None, "Mars is red.", "Phobos and Deimos", None, "It eats leaves."]
+    patterns = [r"deer|boar", r"acacia", r"moons", r"phobos", r"storm", r"acacia"]
+    # right: 1 (case-insensitive), 4; declined: 2, 5; wrong: 3, 6
+    assert eval_stage.outcomes(answers, patterns) == {"accuracy": 0.3333, "wrong": 0.3333, "declined": 0.3333}
+    assert eval_stage.outcomes([None, None], ["a", "b"]) == {"accuracy": 0.0, "wrong": 0.0, "declined": 1.0}
+    assert eval_stage.outcomes(["the sun", "a moon"], [r"\bsun\b", r"^a moo"]) == {"accuracy": 1.0, "wrong": 0.0, "declined": 0.0}
+    # an empty answer is given, not declined: it is wrong unless the pattern matches nothing
+    assert eval_stage.outcomes([""], ["deer"]) == {"accuracy": 0.0, "wrong": 1.0, "declined": 0.0}
+
+
+def test_faithful_share_counts_recited_sentences_not_invented_ones():
+    sentences = [s for a in ARTICLES for part in [a["lead"]] + [x["text"] for x in a["sections"]]
+                 for s in utils.split_sentences(part)]
+    verbatim = "Tigers are carnivores that hunt deer and wild boar."
+    invented = "Penguins sing loudly to the frozen moon every winter evening."
+    assert eval_stage.faithful_share([verbatim], sentences) == 1.0
+    assert eval_stage.faithful_share([invented], sentences) == 0.0
+    # sentence by sentence, across answers: 2 of the 3 sentences are recited
+    assert eval_stage.faithful_share([f"{verbatim} {invented}", "Mars has two small moons named Phobos and Deimos."],
+                                     sentences) == pytest.approx(0.6667)
+    # the answer names the right words in a garbled order: not a recitation
+    assert eval_stage.faithful_share(["Boar and deer hunt carnivores that are wild tigers."], sentences) == 0.0
+    assert eval_stage.faithful_share([], sentences) == 1.0  # nothing said, nothing invented
+
+
+def test_same_question_share_ignores_case_punctuation_and_articles():
+    train_questions = ["What does the tiger eat?", "Where does the giraffe live?"]
+    asked = ["what does the TIGER eat", "Where does a giraffe live!?", "What does the lion eat?", "Where do tigers live?"]
+    assert eval_stage.same_question_share(asked, train_questions) == 0.5
+    assert eval_stage.same_question_share(["What does the tiger eat"], train_questions) == 1.0
+    assert eval_stage.same_question_share(["Tiger eat?"], train_questions) == 0.0
+
+
+def test_nearest_k_orders_candidates_by_similarity():
+    candidates = ["tigers hunt deer", "giraffes browse acacia leaves", "mars has two moons", "tigers eat deer and boar"]
+    (best,) = baselines.nearest_k(candidates, ["what deer do tigers hunt"], 3)
+    assert best[:2] == [0, 3] and len(best) == 3 and len(set(best)) == 3
+    assert baselines.nearest(candidates, ["acacia leaves", "moons of mars"]) == [1, 2]
+
+
+def test_reply_shown_answers_or_declines_naming_the_closest_topics():
+    reply = qa.Reply("Tiger (Diet):", "Tigers hunt deer.", 0.4)
+    assert reply.shown(0.4, ["Lion"]) == "Tiger (Diet): Tigers hunt deer."
+    assert reply.shown(0.41, ["Tiger", "Mars"]) == "I don't know. The closest topics I know are: Tiger, Mars."
+    assert reply.shown(0.41, []) == "I don't know. The closest topics I know are: none."
+
+
+# ---------------------------------------------------------------- the source trie and answering
+
+def test_source_trie_holds_every_header_and_ends_at_its_index(tok):
+    sources = headers()
+    trie = qa.SourceTrie(tok, sources)
+    for index, source in enumerate(sources):
+        node = trie.root
+        for token in tok.encode(source):
+            assert token in qa.SourceTrie.allowed(node)
+            node = node[token]
+        assert node[None] == index
+    # the allowed first tokens are exactly the headers' first tokens; a proper prefix ends nowhere
+    assert sorted(qa.SourceTrie.allowed(trie.root)) == sorted({tok.encode(s)[0] for s in sources})
+    node = trie.root
+    for token in tok.encode("Tiger (Diet"):
+        node = node[token]
+    assert None not in node
+    # a header that is not a source is not in the trie
+    node, tokens = trie.root, tok.encode("Tiger (Moons):")
+    for token in tokens:
+        if token not in node:
+            break
+        node = node[token]
+    else:
+        assert None not in node
+
+
+def test_answer_names_a_learned_source_even_for_an_untrained_model_and_nonsense(untrained, tok):
+    sources = headers()
+    trie = qa.SourceTrie(tok, sources)
+    questions = ["What does the tiger eat?", "zzqx vvv kkkk", "", "?!?!", "Qu'est-ce que c'est ?", "1234 5678",
+                 "How many moons orbit Mars?"]
+    replies = qa.answer(untrained, tok, trie, questions, max_new_tokens=40)
+    assert len(replies) == len(questions)
+    for reply in replies:
+        assert reply.source in sources
+        assert 0.0 <= reply.confidence <= 1.0
+        assert isinstance(reply.text, str)
+    # with no knowledge, the probability spreads over many sources
+    assert all(r.confidence < 0.5 for r in replies)
+
+
+def test_answer_on_the_trained_model_names_a_learned_source_for_out_of_scope_questions(loaded):
+    model, tokenizer, trie = loaded
+    for reply in qa.answer(model, tokenizer, trie, OUT_OF_SCOPE + CALIBRATION + ["", "xkcd qwerty"], MAX_NEW_TOKENS):
+        assert reply.source in headers()
+        assert 0.0 < reply.confidence <= 1.0
+
+
+def test_batched_answers_are_the_one_at_a_time_answers(loaded):
+    model, tokenizer, trie = loaded
+    questions = ["What does the tiger eat?", "Mars?", "Where does the tiger live?", "What does the giraffe eat?",
+                 "Which prey do tigers hunt for food?", "How many moons orbit Mars?", "names of the two moons of mars?",
+                 "Where does the giraffe live?", "What is the Great Red Spot on Jupiter?", "What does the lion eat?",
+                 "How many moons orbit Jupiter?", "In which forests and grasslands do tigers live?"]
+    lengths = [len(qa.encode_prompt(tokenizer, q)) for q in questions]
+    # real batches (of 4, 3 and 2 prompts of one length, in mixed order), and prompts of 6 lengths
+    assert sorted(lengths.count(n) for n in set(lengths)) == [1, 1, 1, 2, 3, 4]
+    together = qa.answer(model, tokenizer, trie, questions, MAX_NEW_TOKENS, batch_size=64)
+    in_twos = qa.answer(model, tokenizer, trie, questions, MAX_NEW_TOKENS, batch_size=2)
+    for q, batched, paired in zip(questions, together, in_twos):
+        (alone,) = qa.answer(model, tokenizer, trie, [q], MAX_NEW_TOKENS)
+        for other in (batched, paired):
+            assert (other.source, other.text) == (alone.source, alone.text), q
+            assert other.confidence == pytest.approx(alone.confidence, abs=1e-5)
+
+
+def test_confidence_is_the_product_of_renormalised_header_token_probabilities(loaded, tok):
+    model, tokenizer, _ = loaded
+    sources = ["Tiger (Diet):", "Tiger (Habitat):", "Tiger (Diet, part 2):", "Mars (Moons):", "Giraffe (Lead):"]
+    trie = qa.SourceTrie(tokenizer, sources)
+    question = "What does the tiger eat?"
+    (reply,) = qa.answer(model, tokenizer, trie, [question], MAX_NEW_TOKENS)
+    # greedy by hand: at each step the allowed token with the highest renormalised probability
+    prompt, node, chosen, total = qa.encode_prompt(tokenizer, question), trie.root, [], 0.0
+    with torch.no_grad():
+        while None not in node:
+            logits = model(torch.tensor([prompt + chosen]))[0, -1].float()
+            allowed = qa.SourceTrie.allowed(node)
+            logprobs = logits.log_softmax(-1)[allowed] - torch.logsumexp(logits.log_softmax(-1)[allowed], dim=0)
+            best = int(logprobs.argmax())
+            total += float(logprobs[best])
+            chosen.append(allowed[best])
+            node = node[allowed[best]]
+    assert reply.source == sources[node[None]] == tokenizer.decode(chosen)
+    assert reply.confidence == pytest.approx(math.exp(total), abs=1e-5)
+    assert reply.confidence == pytest.approx(math.exp(header_logprob(model, tokenizer, trie, question, reply.source)), abs=1e-5)
+    # one source: every step has a single allowed token, so the model is certain of it
+    (only,) = qa.answer(model, tokenizer, qa.SourceTrie(tokenizer, ["Mars (Moons):"]), [question], MAX_NEW_TOKENS)
+    assert only.source == "Mars (Moons):" and only.confidence == 1.0
+
+
+def test_closest_sources_with_width_one_is_the_greedy_source(loaded):
+    model, tokenizer, trie = loaded
+    questions = [p["question"] for p in qa_pairs(1)][:4] + OUT_OF_SCOPE[:2]
+    for question, reply in zip(questions, qa.answer(model, tokenizer, trie, questions, 30)):
+        assert qa.closest_sources(model, tokenizer, trie, question, width=1) == [reply.source]
+
+
+def test_closest_sources_agree_with_greedy_when_sources_differ_from_the_first_token(loaded):
+    """With distinct first tokens and one path each after it, the only choice is the first
+    token: beam search of any width and greedy decoding must agree, and rank by it."""
+    model, tokenizer, _ = loaded
+    sources = ["Tiger (Diet):", "Mars (Moons):", "Giraffe (Lead):", "Jupiter (Atmosphere):"]
+    assert len({tokenizer.encode(s)[0] for s in sources}) == len(sources)
+    trie = qa.SourceTrie(tokenizer, sources)
+    for question in ["What does the tiger eat?", "What storms are on Jupiter?", "Who wrote War and Peace?"]:
+        (reply,) = qa.answer(model, tokenizer, trie, [question], 30)
+        by_hand = sorted(sources, key=lambda s: -header_logprob(model, tokenizer, trie, question, s))
+        for width in (1, 2, 4):
+            closest = qa.closest_sources(model, tokenizer, trie, question, width)
+            assert closest[0] == reply.source
+            assert closest == by_hand[:width]
+
+
+def test_closest_sources_are_distinct_valid_ranked_and_exhaustive_when_wide_enough(loaded):
+    model, tokenizer, trie = loaded
+    sources = headers()
+    for question in ["How many moons orbit Jupiter?", "What habitat does the giraffe need?", OUT_OF_SCOPE[0]]:
+        (reply,) = qa.answer(model, tokenizer, trie, [question], 30)
+        greedy = header_logprob(model, tokenizer, trie, question, reply.source)
+        assert math.exp(greedy) == pytest.approx(reply.confidence, abs=1e-5)
+        for width in (2, 5):
+            closest = qa.closest_sources(model, tokenizer, trie, question, width)
+            assert len(closest) == width and len(set(closest)) == width and set(closest) <= set(sources)
+            scores = [header_logprob(model, tokenizer, trie, question, s) for s in closest]
+            assert all(a >= b - 1e-5 for a, b in zip(scores, scores[1:]))  # likeliest first
+        # a beam as wide as the trie is exhaustive: every source, ranked by its probability,
+        # so its best is at least as likely as the greedy choice
+        everything = qa.closest_sources(model, tokenizer, trie, question, width=len(sources))
+        assert sorted(everything) == sorted(sources)
+        ranked = [header_logprob(model, tokenizer, trie, question, s) for s in everything]
+        assert all(a >= b - 1e-5 for a, b in zip(ranked, ranked[1:]))
+        assert ranked[0] >= greedy - 1e-5
+    # fewer sources than the width: all of them
+    small = qa.SourceTrie(tokenizer, sources[:3])
+    assert sorted(qa.closest_sources(model, tokenizer, small, "What does the tiger eat?", width=5)) == sorted(sources[:3])
+
+
 # ---------------------------------------------------------------- eval.py
 
-def test_eval_writes_metrics_for_every_system_and_domain(evaluated):
-    world, _, outputs = evaluated
-    metrics = json.loads(outputs["metrics"].read_text())
+def model_replies(world, loaded) -> tuple[list[qa.Reply], list[qa.Reply], list[qa.Reply]]:
+    """The model's replies to the test, natural and out-of-scope questions, asked as eval.py asks them."""
+    model, tokenizer, trie = loaded
     test = utils.read_jsonl(world["test"])
-    assert metrics["num_questions"] == len(test)
-    for where in [metrics] + list(metrics["per_domain"].values()):
-        assert SYSTEMS <= set(where)
-        for system in SYSTEMS:
-            assert METRICS <= set(where[system])
-            assert all(0.0 <= where[system][m] <= 1.0 for m in METRICS)
-        assert {"perplexity", "sentences_2_4", "source_accuracy"} <= set(where["model"])
-        assert math.isfinite(where["model"]["perplexity"]) and where["model"]["perplexity"] > 1
-        assert 0.0 <= where["model"]["sentences_2_4"] <= 1.0
-    assert list(metrics["per_domain"]) == ["astronomy", "animals"]  # the domains present, in utils.DOMAINS order
+    asked = [p["question"] for p in test] + [q["question"] for q in NATURAL] + OUT_OF_SCOPE
+    replies = qa.answer(model, tokenizer, trie, asked, MAX_NEW_TOKENS)
+    return replies[:len(test)], replies[len(test):len(test) + len(NATURAL)], replies[len(test) + len(NATURAL):]
 
 
-def test_eval_baseline_scores_match_the_baselines(evaluated):
+def test_eval_writes_every_section_of_the_metrics(evaluated):
+    _, _, outputs = evaluated
+    metrics = json.loads(outputs["metrics"].read_text())
+    assert set(metrics) == SYSTEMS | {"natural", "out_of_scope", "num_questions"}
+    assert metrics["num_questions"] == {"test": 8, "natural": len(NATURAL), "out_of_scope": len(OUT_OF_SCOPE)}
+    for system in SYSTEMS:
+        assert METRICS <= set(metrics[system])
+        assert all(0.0 <= metrics[system][m] <= 1.0 for m in METRICS)
+    model = metrics["model"]
+    assert {"perplexity", "sentences_2_4", "source_accuracy", "declined", "faithful", "invented_sources"} <= set(model)
+    assert math.isfinite(model["perplexity"]) and model["perplexity"] > 1
+    assert all(0.0 <= model[k] <= 1.0 for k in ("sentences_2_4", "source_accuracy", "declined", "faithful"))
+    assert model["invented_sources"] == 0  # the trie lets it name only learned sources
+    for system in SYSTEMS:
+        natural = metrics["natural"][system]
+        assert set(natural) == {"accuracy", "wrong", "declined"}
+        assert natural["accuracy"] + natural["wrong"] + natural["declined"] == pytest.approx(1.0, abs=2e-4)
+        assert set(metrics["out_of_scope"][system]) == {"declined", "answered"}
+    for system in SYSTEMS - {"model"}:  # retrieval always answers
+        assert metrics["natural"][system]["declined"] == 0.0
+        assert metrics["out_of_scope"][system] == {"declined": 0.0, "answered": 1.0}
+    # one natural question is a training question in other case and punctuation
+    assert metrics["natural"]["same_as_training_question"] == round(1 / len(NATURAL), 4)
+
+
+def test_eval_test_answers_and_scores_are_the_models(evaluated, loaded):
     world, _, outputs = evaluated
-    metrics = json.loads(outputs["metrics"].read_text())
-    test, train_pairs = utils.read_jsonl(world["test"]), utils.read_jsonl(world["train"])
-    questions, refs = [p["question"] for p in test], [p["answer"] for p in test]
-    closed = baselines.closed_book_answers(train_pairs, questions)
-    opened = baselines.open_book_answers(ARTICLES, questions)
-    assert metrics["closed_book_retrieval"] == eval_stage.score(closed, refs)
-    assert metrics["open_book_retrieval"] == eval_stage.score(opened, refs)
-    animals = [i for i, p in enumerate(test) if p["domain"] == "animals"]
-    assert metrics["per_domain"]["animals"]["open_book_retrieval"] == eval_stage.score(
-        [opened[i] for i in animals], [refs[i] for i in animals])
-    # the open-book baseline reads the articles, whose sections the references come from
-    assert metrics["open_book_retrieval"]["rougeL_f1"] > 0.3
-
-
-def test_eval_model_answers_and_perplexity_are_the_models(evaluated):
-    world, checkpoint, outputs = evaluated
+    model, tokenizer, _ = loaded
     test = utils.read_jsonl(world["test"])
-    rows = utils.read_jsonl(outputs["answers"])
+    rows = utils.read_jsonl(outputs["answers"] / "test_answers.jsonl")
     metrics = json.loads(outputs["metrics"].read_text())
-    assert [(r["question"], r["reference"]) for r in rows] == [(p["question"], p["answer"]) for p in test]
-    assert all(isinstance(r["generated"], str) for r in rows)
-
-    model, tokenizer = qa.load_model(checkpoint)
-    max_new_tokens = utils.load_params("eval", world["params"])["max_new_tokens"]
-    replies = [qa.split_source(qa.reply(model, tokenizer, p["question"], max_new_tokens)) for p in test]
-    assert [(r["source"], r["generated"]) for r in rows] == replies
+    replies, natural_replies, _ = model_replies(world, loaded)
+    assert [(r["domain"], r["question"], r["reference"]) for r in rows] == [(p["domain"], p["question"], p["answer"]) for p in test]
+    assert [(r["source"], r["generated"]) for r in rows] == [(r.source, r.text) for r in replies]
+    assert [r["confidence"] for r in rows] == pytest.approx([round(r.confidence, 4) for r in replies], abs=1e-4)
     assert [r["reference_source"] for r in rows] == [qa.source_header(p["title"], p["section"]) for p in test]
     right = [r["source"] == r["reference_source"] for r in rows]
     assert metrics["model"]["source_accuracy"] == round(sum(right) / len(right), 4)
+    assert metrics["model"]["declined"] == round(sum(r.confidence < MIN_CONFIDENCE for r in replies) / len(replies), 4)
     expected = eval_stage.score([r["generated"] for r in rows], [p["answer"] for p in test])
     assert {k: metrics["model"][k] for k in METRICS} == expected
+    # faithful: over the answers the model gives (test and natural, above the threshold)
+    sentences = [s for a in ARTICLES for part in [a["lead"]] + [x["text"] for x in a["sections"]] for s in utils.split_sentences(part)]
+    answered = [r.text for r in replies + natural_replies if r.confidence >= MIN_CONFIDENCE]
+    assert metrics["model"]["faithful"] == eval_stage.faithful_share(answered, sentences)
 
     # perplexity: exp of the mean loss over answer tokens (and their end token), prompt and source
     # header excluded, within the context the model has (longer examples are cut, as in training)
@@ -171,40 +402,135 @@ def test_eval_model_answers_and_perplexity_are_the_models(evaluated):
     assert metrics["model"]["perplexity"] == pytest.approx(math.exp(total / count), rel=1e-3)
 
 
-def test_eval_writes_a_png_and_a_csv_row_per_domain(evaluated):
-    _, _, outputs = evaluated
-    assert outputs["plot_png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert outputs["plot_png"].stat().st_size > 1000
-    with outputs["plot_csv"].open(newline="") as f:
-        rows = list(csv.DictReader(f))
+def test_eval_baseline_scores_match_the_baselines(evaluated):
+    world, _, outputs = evaluated
     metrics = json.loads(outputs["metrics"].read_text())
+    test, train_pairs = utils.read_jsonl(world["test"]), utils.read_jsonl(world["train"])
+    questions, refs = [p["question"] for p in test], [p["answer"] for p in test]
+    asked = questions + [q["question"] for q in NATURAL] + OUT_OF_SCOPE  # TF-IDF is fit per call: same call as eval
+    closed = baselines.closed_book_answers(train_pairs, asked)
+    opened = baselines.open_book_answers(ARTICLES, asked)
+    assert metrics["closed_book_retrieval"] == eval_stage.score(closed[:len(test)], refs)
+    assert metrics["open_book_retrieval"] == eval_stage.score(opened[:len(test)], refs)
+    # the open-book baseline reads the articles, whose sections the references come from
+    assert metrics["open_book_retrieval"]["rougeL_f1"] > 0.3
+    patterns = [q["pattern"] for q in NATURAL]
+    natural = slice(len(test), len(test) + len(NATURAL))
+    assert metrics["natural"]["closed_book_retrieval"] == eval_stage.outcomes(closed[natural], patterns)
+    assert metrics["natural"]["open_book_retrieval"] == eval_stage.outcomes(opened[natural], patterns)
+
+
+def test_eval_natural_and_out_of_scope_outcomes_are_the_models(evaluated, loaded):
+    world, _, outputs = evaluated
+    metrics, details = json.loads(outputs["metrics"].read_text()), json.loads(outputs["details"].read_text())
+    _, replies, oos_replies = model_replies(world, loaded)
+    rows = utils.read_jsonl(outputs["answers"] / "natural_answers.jsonl")
+    assert [(r["id"], r["question"], r["article"], r["pattern"]) for r in rows] == [
+        (q["id"], q["question"], q["article"], q["pattern"]) for q in NATURAL]
+    assert [(r["source"], r["generated"]) for r in rows] == [(r.source, r.text) for r in replies]
+    assert [r["declined"] for r in rows] == [r.confidence < MIN_CONFIDENCE for r in replies]
+    assert [r["right"] for r in rows] == [re.search(q["pattern"], r.text, re.I) is not None for q, r in zip(NATURAL, replies)]
+    shown = [None if r["declined"] else r["generated"] for r in rows]
+    assert metrics["natural"]["model"] == eval_stage.outcomes(shown, [q["pattern"] for q in NATURAL])
+    declined = round(sum(r.confidence < MIN_CONFIDENCE for r in oos_replies) / len(oos_replies), 4)
+    assert metrics["out_of_scope"]["model"] == {"declined": declined, "answered": round(1 - declined, 4)}
+
+    per_domain = details["natural_per_domain"]
+    assert list(per_domain) == ["astronomy", "animals"]  # the domains present, in utils.DOMAINS order
+    for domain, result in per_domain.items():
+        index = [i for i, q in enumerate(NATURAL) if q["domain"] == domain]
+        assert result["model"] == eval_stage.outcomes([shown[i] for i in index], [NATURAL[i]["pattern"] for i in index])
+        assert set(result) == SYSTEMS
+
+
+def test_eval_writes_per_domain_plots(evaluated):
+    _, _, outputs = evaluated
+    details = json.loads(outputs["details"].read_text())
+    png = outputs["plots"] / "eval_per_domain.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 1000
+    rows = read_csv(outputs["plots"] / "eval_per_domain.csv")
     assert [r["domain"] for r in rows] == ["astronomy", "animals"]
     for row in rows:
         assert set(row) == {"domain"} | SYSTEMS
         for system in SYSTEMS:
-            assert float(row[system]) == metrics["per_domain"][row["domain"]][system]["rougeL_f1"]
+            assert float(row[system]) == details["natural_per_domain"][row["domain"]][system]["accuracy"]
+
+
+def test_eval_decline_tradeoff_is_what_each_threshold_gives(evaluated, loaded):
+    world, _, outputs = evaluated
+    model, tokenizer, trie = loaded
+    metrics = json.loads(outputs["metrics"].read_text())
+    png = outputs["plots"] / "decline_tradeoff.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 1000
+    rows = [{k: float(v) for k, v in r.items()} for r in read_csv(outputs["plots"] / "decline_tradeoff.csv")]
+    assert [r["threshold"] for r in rows] == [round(0.05 * i, 2) for i in range(21)]
+    assert set(rows[0]) == {"threshold", "val_right", "val_declined", "calibration_declined", "natural_right",
+                            "natural_wrong", "out_of_scope_declined"}
+    for key in ("val_declined", "calibration_declined", "out_of_scope_declined"):
+        assert rows[0][key] == 0.0  # no confidence is below 0
+        assert all(a[key] <= b[key] for a, b in zip(rows, rows[1:])), key  # a higher bar declines more
+    for key in ("val_right", "natural_right"):
+        assert all(a[key] >= b[key] for a, b in zip(rows, rows[1:])), key
+    assert all(r["natural_right"] + r["natural_wrong"] <= 1.0 + 1e-4 for r in rows)
+    assert rows[0]["natural_right"] + rows[0]["natural_wrong"] == pytest.approx(1.0, abs=2e-4)
+    # at the configured threshold: the numbers of eval.json
+    at = next(r for r in rows if r["threshold"] == MIN_CONFIDENCE)
+    assert (at["natural_right"], at["natural_wrong"]) == (metrics["natural"]["model"]["accuracy"], metrics["natural"]["model"]["wrong"])
+    assert at["out_of_scope_declined"] == metrics["out_of_scope"]["model"]["declined"]
+    # validation and calibration: the sources the model names with the header budget eval gives them
+    val = utils.read_jsonl(world["val"])
+    val_replies = qa.answer(model, tokenizer, trie, [p["question"] for p in val] + CALIBRATION, eval_stage.HEADER_TOKENS)
+    val_replies, calibration_replies = val_replies[:len(val)], val_replies[len(val):]
+    right = [r.source == qa.source_header(p["title"], p["section"]) for r, p in zip(val_replies, val)]
+    assert rows[0]["val_right"] == round(sum(right) / len(val), 4)
+    assert at["val_right"] == round(sum(ok and r.confidence >= MIN_CONFIDENCE for ok, r in zip(right, val_replies)) / len(val), 4)
+    assert at["val_declined"] == round(sum(r.confidence < MIN_CONFIDENCE for r in val_replies) / len(val), 4)
+    assert at["calibration_declined"] == round(sum(r.confidence < MIN_CONFIDENCE for r in calibration_replies) / len(CALIBRATION), 4)
 
 
 # ---------------------------------------------------------------- ask.py
 
-def test_ask_answers_a_question_from_the_command_line(trained):
-    _, model_files, _ = trained
-    result = run_ask("--checkpoint", model_files["checkpoint"], "What does the tiger eat?")
+def test_ask_with_min_confidence_0_answers_with_a_learned_source(trained, loaded):
+    world, model_files, _ = trained
+    model, tokenizer, trie = loaded
+    question = "What does the tiger eat?"
+    result = run_ask("--checkpoint", model_files["checkpoint"], "--params", world["params"], "--min-confidence", "0", question)
     assert result.returncode == 0, result.stderr
-    model, tokenizer = qa.load_model(model_files["checkpoint"])
-    assert result.stdout == qa.reply(model, tokenizer, "What does the tiger eat?") + "\n"  # greedy by default
+    line, = result.stdout.splitlines()
+    assert any(line.startswith(source + " ") for source in headers())
+    (reply,) = qa.answer(model, tokenizer, trie, [question], MAX_NEW_TOKENS)
+    assert result.stdout == f"{reply.source} {reply.text}\n"  # greedy by default, eval.max_new_tokens from --params
 
 
-def test_ask_reads_questions_from_stdin_until_eof(trained):
-    _, model_files, _ = trained
-    questions = ["What does the tiger eat?", "What moons does Mars have?"]
-    result = run_ask("--checkpoint", model_files["checkpoint"], stdin="\n".join(questions) + "\n")
+def test_ask_with_min_confidence_above_1_declines_and_names_known_topics(trained, loaded):
+    world, model_files, _ = trained
+    model, tokenizer, trie = loaded
+    question = "Who wrote the novel War and Peace?"
+    result = run_ask("--checkpoint", model_files["checkpoint"], "--params", world["params"], "--min-confidence", "1.01", question)
     assert result.returncode == 0, result.stderr
-    model, tokenizer = qa.load_model(model_files["checkpoint"])
-    first, second = (qa.reply(model, tokenizer, q) for q in questions)
+    line, = result.stdout.splitlines()
+    prefix = "I don't know. The closest topics I know are: "
+    assert line.startswith(prefix) and line.endswith(".")
+    topics = line[len(prefix):-1].split(", ")
+    assert 1 <= len(topics) <= 3 and len(set(topics)) == len(topics)
+    assert set(topics) <= TITLES
+    closest = [s.rsplit(" (", 1)[0] for s in qa.closest_sources(model, tokenizer, trie, question)]
+    assert topics == list(dict.fromkeys(closest))[:3]
+
+
+def test_ask_reads_questions_from_stdin_until_eof(trained, loaded):
+    world, model_files, _ = trained
+    model, tokenizer, trie = loaded
+    questions = ["What does the tiger eat?", "What moons does Mars have?", "How do I bake sourdough bread?"]
+    result = run_ask("--checkpoint", model_files["checkpoint"], "--params", world["params"], stdin="\n".join(questions) + "\n")
+    assert result.returncode == 0, result.stderr
+    expected = []
+    for q, reply in zip(questions, qa.answer(model, tokenizer, trie, questions, MAX_NEW_TOKENS)):
+        closest = [s.rsplit(" (", 1)[0] for s in qa.closest_sources(model, tokenizer, trie, q)]
+        expected.append(reply.shown(MIN_CONFIDENCE, list(dict.fromkeys(closest))[:3]))  # eval.min_confidence from --params
     intro, _, dialogue = result.stdout.partition("\n")
     assert "question" in intro.lower()
-    assert dialogue == f"> {first}\n> {second}\n> "  # one prompt per question, then EOF ends it
+    assert dialogue == "".join(f"> {e}\n" for e in expected) + "> "  # one prompt per question, then EOF ends it
 
 
 def test_ask_with_a_missing_checkpoint_is_a_one_line_error(tmp_path):

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-PROJECT_FILES = ["src", "corpus", "params.yaml", "dvc.yaml", ".dvc/config", ".dvcignore", ".gitignore"]
+PROJECT_FILES = ["src", "corpus", "evalsets", "calibration", "params.yaml", "dvc.yaml", ".dvc/config", ".dvcignore", ".gitignore"]
 
 
 def run(cmd: list[str], cwd: Path) -> str:
@@ -75,8 +75,25 @@ def test_repro_writes_every_output(project: Path):
     for system in ("model", "closed_book_retrieval", "open_book_retrieval"):
         assert 0 <= eval_metrics[system]["rougeL_f1"] <= 1
     assert eval_metrics["model"]["perplexity"] > 1
+    for section in ("natural", "out_of_scope"):
+        assert set(eval_metrics[section]) >= {"model", "closed_book_retrieval", "open_book_retrieval"}
+    outcome = eval_metrics["natural"]["model"]
+    assert outcome["accuracy"] + outcome["wrong"] + outcome["declined"] == pytest.approx(1.0, abs=1e-3)
+    assert eval_metrics["model"]["invented_sources"] == 0
+    assert "per_domain" not in eval_metrics  # detail lives in metrics/eval_details.json, not in the metrics table
     assert (project / "plots/eval_per_domain.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert len((project / "plots/train_loss.csv").read_text().splitlines()) == 3  # header + 2 evals
+
+
+def test_only_eval_reads_the_evaluation_sets():
+    """The natural and out-of-scope questions must never reach the data or the training."""
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    for name, stage in stages.items():
+        held_out = [d for d in stage.get("deps", []) if d.split("/")[0] in ("evalsets", "calibration")]
+        assert bool(held_out) == (name == "eval"), (name, held_out)
+    for path in (ROOT / "src").glob("*.py"):
+        if path.name not in ("eval.py",):
+            assert "evalsets" not in path.read_text() and "calibration/" not in path.read_text(), path
 
 
 def test_second_repro_is_a_no_op(project: Path):

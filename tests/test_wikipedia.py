@@ -9,6 +9,7 @@ from urllib.parse import unquote
 import pytest
 import requests
 
+import utils
 import wikipedia
 
 UA = "MiniLLM-tests/1.0 (https://example.org/minillm; tests@example.org)"
@@ -71,6 +72,7 @@ COMET_RECORD = {
     "id": "astronomy/halley-s-comet",
     "title": "Halley's Comet",
     "domain": "astronomy",
+    "aliases": [],  # Wikipedia pages have no alias list
     "lead": "Halley's Comet is a short-period comet visible from Earth every 75\u201379 years. "
             "It last appeared in 1986.\n\nIt is named after Edmond Halley.",
     "sections": [{
@@ -215,6 +217,7 @@ def test_parse_parsoid_page():
 def test_parse_flat_layout_and_bytes():
     record = wikipedia.parse_article(FLAT_HTML.encode(), "Heart", "anatomy", "u")
     assert record["lead"] == "The heart pumps blood."
+    assert record["aliases"] == []
     assert record["sections"] == [
         {"heading": "Structure", "text": "It has four chambers.\n\nValves stop backflow."},
         {"heading": "Function", "text": "It beats about 70 times a minute."},
@@ -254,6 +257,9 @@ def test_fetch_sends_user_agent_and_builds_record(wiki, tmp_path, session):
     assert wiki.seen == [(rest_path("Halley's Comet"), UA)]
     assert session.urls == [f"{wiki.base_url}/api/rest_v1/page/html/Halley%27s_Comet"]
     assert (tmp_path / "cache" / "halley-s-comet.html").read_bytes() == COMET_HTML.encode()
+    # The record is one the generate stage accepts (every article field, with its type).
+    utils.write_jsonl(tmp_path / "articles.jsonl", [record])
+    assert utils.read_articles(tmp_path / "articles.jsonl") == [record]
 
 
 def test_default_session_works(wiki, tmp_path, monkeypatch):
