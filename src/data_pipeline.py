@@ -161,21 +161,21 @@ def kind_of(article: dict[str, Any]) -> str:
 def cut_passages(sentences: list[str], max_words: int) -> list[list[str]]:
     """Cut a part's sentences into the fewest runs of consecutive sentences, each of at most
     4 sentences and max_words words (a sentence longer than that stands alone), and among
-    those cuts the one whose longest run is shortest: runs as even as can be."""
+    those cuts the most even one (the least sum of squared run lengths, in words)."""
     words = [len(s.split()) for s in sentences]
     n = len(sentences)
 
     def fits(a: int, b: int) -> bool:
         return b - a == 1 or (b - a <= 4 and sum(words[a:b]) <= max_words)
 
-    # best[i] = (runs, longest run) of the best cut of sentences[:i]; start[i] = where its last run starts
+    # best[i] = (runs, sum of squares) of the best cut of sentences[:i]; start[i] = where its last run starts
     best: list[tuple[int, int]] = [(0, 0)] + [(n + 1, 0)] * n
     start = [0] * (n + 1)
     for i in range(1, n + 1):
         for a in range(i):
             if fits(a, i):
-                candidate = (best[a][0] + 1, max(best[a][1], sum(words[a:i])))
-                if candidate < best[i]:
+                candidate = (best[a][0] + 1, best[a][1] + sum(words[a:i]) ** 2)
+                if candidate <= best[i]:  # on a tie the later start: earlier runs hold more
                     best[i], start[i] = candidate, a
     runs, i = [], n
     while i > 0:
@@ -199,12 +199,13 @@ def passages_of(article: dict[str, Any], max_words: int) -> list[dict[str, Any]]
 
 
 def passage_questions(article: dict[str, Any], passage: dict[str, Any], names: list[Name], frequency: dict[str, int]) -> list[str]:
-    """All candidate questions whose answer is this passage: the section's phrasings (for
-    its first passage), the questions its sentences answer, and look-ups of its rarest words."""
-    questions = section_questions(article["domain"], passage["heading"], names) if passage["section"] == passage["heading"] else []
+    """All candidate questions whose answer is this passage: the questions its sentences
+    answer, and then the section's phrasings (for a section's first passage) or look-ups of
+    its rarest words (for a later passage, which no section phrasing leads to)."""
     kind = kind_of(article)
-    for sentence in passage["sentences"]:
-        questions += sentence_questions(sentence, names, article["domain"], kind)
+    questions = [q for sentence in passage["sentences"] for q in sentence_questions(sentence, names, article["domain"], kind)]
+    if passage["section"] == passage["heading"]:
+        return questions + section_questions(article["domain"], passage["heading"], names)
     return questions + keyword_questions(passage["text"], names, frequency)
 
 

@@ -36,13 +36,14 @@ from rouge_score import rouge_scorer
 
 import baselines
 import utils
-from qa import END, Reply, SourceTrie, answer, encode_pairs, load_model, source_header, to_batch
+from qa import END, Reply, SourceTrie, answer, load_model, source_header, to_batch
 
 SYSTEMS = ("model", "closed_book_retrieval", "open_book_retrieval")
 ROUGE = rouge_scorer.RougeScorer(["rougeL"])
 HEADER_TOKENS = 24  # enough new tokens to name any source: calibration needs only the header
 FAITHFUL_ROUGE = 0.8
 THRESHOLDS = [round(0.05 * i, 2) for i in range(21)]
+CALIBRATION_DECLINED = 0.85  # the threshold rule: decline at least this share of calibration's out-of-scope questions
 
 
 # ---------------------------------------------------------------- scores
@@ -99,13 +100,14 @@ def faithful_share(answers: list[str], article_sentences: list[str]) -> float:
 @torch.no_grad()
 def answer_nll(model, tokenizer, pairs: list[dict], batch_size: int = 32) -> list[tuple[float, int]]:
     """(summed negative log-likelihood, token count) of each reference answer given its
-    question and source header (the header's own tokens are not counted)."""
+    source header, the context it is recited in (qa.answer); the header is not counted."""
     pad_id = tokenizer.special_id(END)
-    max_len = model.config.max_seq_len + 1
     examples = []
-    for (ids, mask), pair in zip(encode_pairs(tokenizer, pairs, max_len), pairs):
-        start, length = mask.index(1), len(tokenizer.encode(source_header(pair["title"], pair["section"])))
-        examples.append((ids, mask[:start] + [0] * length + mask[start + length:]))
+    for pair in pairs:
+        header = tokenizer.encode(source_header(pair["title"], pair["section"]))
+        text = tokenizer.encode(" " + pair["answer"]) + [pad_id]
+        ids = (header + text)[: model.config.max_seq_len + 1]
+        examples.append((ids, ([0] * len(header) + [1] * len(text))[:len(ids)]))
     results = []
     for start in range(0, len(examples), batch_size):
         inputs, targets, mask = to_batch(examples[start:start + batch_size], pad_id, "cpu")
@@ -196,6 +198,13 @@ def tradeoff_rows(val: list[dict], val_replies: list[Reply], calibration_replies
     return rows
 
 
+def suggested_threshold(rows: list[dict]) -> float:
+    """The rule that picks eval.min_confidence, on validation data only: the lowest
+    threshold that declines at least CALIBRATION_DECLINED of calibration/'s out-of-scope
+    questions (it keeps the most in-scope answers among those)."""
+    return min((r["threshold"] for r in rows if r["calibration_declined"] >= CALIBRATION_DECLINED), default=1.0)
+
+
 # ---------------------------------------------------------------- outputs
 
 def write_csv(path: Path, rows: list[dict]) -> None:
@@ -283,18 +292,19 @@ def evaluate(args: argparse.Namespace) -> None:
         if index:
             per_domain[domain] = natural_section([natural[i] for i in index], [natural_replies[i] for i in index],
                                                  {s: [a[len(test) + i] for i in index] for s, a in retrieved.items()}, min_confidence)
-    utils.write_json(args.details, {"natural_per_domain": per_domain})
+    rows = tradeoff_rows(val, val_replies, calibration_replies, natural, natural_replies, oos_replies)
+    utils.write_json(args.details, {"natural_per_domain": per_domain, "suggested_min_confidence": suggested_threshold(rows)})
     write_csv(Path(args.plots) / "eval_per_domain.csv",
               [{"domain": d, **{s: per_domain[d][s]["accuracy"] for s in SYSTEMS}} for d in per_domain])
     write_png(Path(args.plots) / "eval_per_domain.png", plot_per_domain(
         [{"domain": d, **{s: per_domain[d][s]["accuracy"] for s in SYSTEMS}} for d in per_domain]))
-    rows = tradeoff_rows(val, val_replies, calibration_replies, natural, natural_replies, oos_replies)
     write_csv(Path(args.plots) / "decline_tradeoff.csv", rows)
     write_png(Path(args.plots) / "decline_tradeoff.png", plot_tradeoff(rows, min_confidence))
     write_answers(Path(args.answers_dir), test, test_replies, natural, natural_replies, min_confidence)
     print(f"eval: test rougeL {metrics['model']['rougeL_f1']:.3f} (open book {metrics['open_book_retrieval']['rougeL_f1']:.3f}); "
           f"natural right/wrong/declined {metrics['natural']['model']}; open book {metrics['natural']['open_book_retrieval']['accuracy']}; "
-          f"out of scope declined {metrics['out_of_scope']['model']['declined']}; faithful {metrics['model']['faithful']}")
+          f"out of scope declined {metrics['out_of_scope']['model']['declined']}; faithful {metrics['model']['faithful']}; "
+          f"min_confidence {min_confidence} (validation suggests {suggested_threshold(rows)})")
 
 
 def write_answers(folder: Path, test: list[dict], test_replies: list[Reply], natural: list[dict],

@@ -5,12 +5,12 @@ A Q&A example is laid out as
     <|question|> What does the tiger eat? <|answer|> Tiger (Diet): Tigers are carnivores ... <|endoftext|>
 
 and the model is trained to produce only the part after <|answer|>. The answer opens with
-its source, the same "Tiger (Diet):" header that starts that section's text in training
-(train.article_chunks). So the model first names the section it will recall, and then the
-text it learned after that header is the likeliest continuation: answering a question
-becomes reciting from memory (recitation, as in Sun et al. 2023, "Recitation-Augmented
-Language Models"). The source is shown to the user and left out of the scored answer.
-Shared by train, eval and ask.
+its source, the same "Tiger (Diet):" header that starts that passage's text in training
+(train.passage_example). So answering is two steps (`answer`): name the source, choosing
+only among the real ones (SourceTrie), then recite the text the model learned after that
+header, from the header alone, exactly as it learned it (recitation, as in Sun et al.
+2023, "Recitation-Augmented Language Models"). The model's probability of the source it
+named is its confidence: too low, and it declines. Shared by train, eval and ask.
 """
 from __future__ import annotations
 
@@ -96,15 +96,14 @@ class SourceTrie:
 
     def __init__(self, tokenizer: Tokenizer, sources: list[str]):
         self.sources = sources
+        self.ids = [tokenizer.encode(source) for source in sources]
         self.root: dict = {}
-        self.depth = 0  # tokens of the longest header
-        for index, source in enumerate(sources):
+        self.depth = max(len(ids) for ids in self.ids)  # tokens of the longest header
+        for index, ids in enumerate(self.ids):
             node = self.root
-            ids = tokenizer.encode(source)
             for token in ids:
                 node = node.setdefault(token, {})
             node[None] = index  # the key None marks the end of a header
-            self.depth = max(self.depth, len(ids))
 
     def prompt(self, tokenizer: Tokenizer, question: str, max_seq_len: int) -> list[int]:
         """encode_prompt, with the question cut short if needed so any header still fits after it."""
@@ -134,58 +133,81 @@ class Reply:
 @torch.no_grad()
 def answer(model: MiniTransformer, tokenizer: Tokenizer, trie: SourceTrie, questions: list[str],
            max_new_tokens: int = MAX_NEW_TOKENS, batch_size: int = 64, **sampling) -> list[Reply]:
-    """Answer many questions: a header chosen among the valid sources (constrained greedy
-    decoding through the trie), then the text the model recites after it (greedy unless
-    sampling options are given). Questions whose prompts have the same length run as one
-    batch, so no padding is needed and each answer is the one it would get alone."""
+    """Answer many questions in two steps, as the model was taught:
+      1. name the source: the question, then a header chosen among the valid ones
+         (constrained greedy decoding through the trie), with the model's confidence in it;
+      2. recite it: the text the model continues after that header, from the header alone,
+         exactly as it learned the passage (greedy unless sampling options are given).
+    Sequences of equal length run as one batch, so no padding is needed and each answer
+    is the one it would get alone."""
     prompts = [trie.prompt(tokenizer, q, model.config.max_seq_len) for q in questions]
+    named = in_equal_length_batches(prompts, batch_size, lambda group: name_sources(model, trie, group))
+    headers = [trie.ids[index] for index, _ in named]
+    texts = in_equal_length_batches(headers, batch_size, lambda group: recite(model, tokenizer, group, max_new_tokens, **sampling))
+    return [Reply(trie.sources[index], text, math.exp(logprob)) for (index, logprob), text in zip(named, texts)]
+
+
+def in_equal_length_batches(sequences: list[list[int]], batch_size: int, run) -> list:
+    """run(batch) on groups of at most batch_size sequences of one length; results in input order."""
     by_length: dict[int, list[int]] = {}
-    for i, prompt in enumerate(prompts):
-        by_length.setdefault(len(prompt), []).append(i)
-    replies: list[Reply | None] = [None] * len(questions)
+    for i, sequence in enumerate(sequences):
+        by_length.setdefault(len(sequence), []).append(i)
+    results: list = [None] * len(sequences)
     for indices in by_length.values():
         for start in range(0, len(indices), batch_size):
             group = indices[start:start + batch_size]
-            for i, reply in zip(group, decode_batch(model, tokenizer, trie, [prompts[i] for i in group], max_new_tokens, **sampling)):
-                replies[i] = reply
-    return replies
+            for i, result in zip(group, run([sequences[i] for i in group])):
+                results[i] = result
+    return results
 
 
-def decode_batch(model: MiniTransformer, tokenizer: Tokenizer, trie: SourceTrie, prompts: list[list[int]],
-                 max_new_tokens: int, **sampling) -> list[Reply]:
-    """decode for prompts of equal length, one token per step for all rows (KV cache)."""
-    device, end = model.tok_emb.weight.device, tokenizer.special_id(END)
+def name_sources(model: MiniTransformer, trie: SourceTrie, prompts: list[list[int]]) -> list[tuple[int, float]]:
+    """(source index, log-probability) for prompts of equal length: one constrained greedy
+    step per header token, each token's probability renormalised over the allowed ones."""
+    device = model.tok_emb.weight.device
     nodes: list[dict | None] = [trie.root] * len(prompts)  # None once a row's header is complete
-    source, logprob = [-1] * len(prompts), [0.0] * len(prompts)
-    texts: list[list[int]] = [[] for _ in prompts]
-    done = [False] * len(prompts)
+    named = [(-1, 0.0)] * len(prompts)
     cache: list = []
     inputs, position = torch.tensor(prompts, device=device), 0
-    for _ in range(min(max_new_tokens, model.config.max_seq_len - len(prompts[0]))):
+    while any(node is not None for node in nodes):
         logits = model(inputs, cache=cache, start_pos=position)[:, -1].float()
         position += inputs.shape[1]
         next_ids = []
-        for row, row_logits in enumerate(logits):
-            node = nodes[row]
-            if node is not None:  # still naming the source: only valid continuations
+        for row, (node, row_logits) in enumerate(zip(nodes, logits)):
+            token = 0  # a finished row's input is never read again
+            if node is not None:
                 allowed = trie.allowed(node)
                 scores = row_logits[allowed].log_softmax(-1)
                 best = int(scores.argmax())
-                token, logprob[row] = allowed[best], logprob[row] + float(scores[best])
+                token, index, logprob = allowed[best], named[row][0], named[row][1] + float(scores[best])
                 nodes[row] = node[token]
                 if None in nodes[row]:
-                    source[row], nodes[row] = nodes[row][None], None
-            else:
-                token = sample_next(row_logits, **sampling)
-                done[row] = done[row] or token == end
-                if not done[row]:
-                    texts[row].append(token)
+                    index, nodes[row] = nodes[row][None], None
+                named[row] = (index, logprob)
             next_ids.append(token)
+        inputs = torch.tensor(next_ids, device=device).unsqueeze(1)
+    return named
+
+
+def recite(model: MiniTransformer, tokenizer: Tokenizer, headers: list[list[int]], max_new_tokens: int, **sampling) -> list[str]:
+    """The text after each header (headers of equal length), until <|endoftext|>."""
+    device, end = model.tok_emb.weight.device, tokenizer.special_id(END)
+    texts: list[list[int]] = [[] for _ in headers]
+    done = [False] * len(headers)
+    cache: list = []
+    inputs, position = torch.tensor(headers, device=device), 0
+    for _ in range(min(max_new_tokens, model.config.max_seq_len - len(headers[0]))):
+        logits = model(inputs, cache=cache, start_pos=position)[:, -1].float()
+        position += inputs.shape[1]
+        next_ids = [sample_next(row_logits, **sampling) for row_logits in logits]
+        for row, token in enumerate(next_ids):
+            done[row] = done[row] or token == end
+            if not done[row]:
+                texts[row].append(token)
         if all(done):
             break
         inputs = torch.tensor(next_ids, device=device).unsqueeze(1)
-    return [Reply(trie.sources[s] if s >= 0 else "", tokenizer.decode(t).strip(), math.exp(lp) if s >= 0 else 0.0)
-            for s, t, lp in zip(source, texts, logprob)]
+    return [tokenizer.decode(t).strip() for t in texts]
 
 
 @torch.no_grad()

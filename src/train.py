@@ -6,7 +6,9 @@ One shuffled stream mixes two kinds of example, each its own row (never packed t
 so two paraphrases of one fact never share a window):
   - article passages (made by generate), "Jupiter (Orbit): Jupiter orbits the Sun ...", with
     loss on every token;
-  - training Q&A pairs in the format of qa.py, with loss on the answer (and its source header) only.
+  - training Q&A pairs in the format of qa.py, cut a few tokens after their source header,
+    with loss on the header and those tokens: "<|question|> What does the tiger eat?
+    <|answer|>Tiger (Diet): Tigers are carnivores that".
 Seeing each fact in the articles AND seeing how questions map to article sections is what
 lets the model answer questions about facts whose Q&A pairs it never saw (the test split).
 Keeps the checkpoint with the best validation loss; writes metrics/train.json and
@@ -42,13 +44,34 @@ def passage_example(tokenizer: Tokenizer, passage: dict[str, Any], max_len: int)
     return ids, [1] * len(ids)
 
 
+def route_example(tokenizer: Tokenizer, pair: dict, max_len: int, answer_tokens: int) -> Example:
+    """A training Q&A pair cut after its source header and the first `answer_tokens` tokens
+    of the answer, with loss on those: what a Q&A pair teaches is the route, question ->
+    source, and how its text starts. The rest of the text is the passage's, learned from
+    the passage itself (passage_example) and recited from the header alone at answer time
+    (qa.answer); rows a third as long make routing the cheap part of the stream."""
+    (ids, mask), = encode_pairs(tokenizer, [pair], max_len)
+    keep = mask.index(1) + len(tokenizer.encode(source_header(pair["title"], pair["section"]))) + answer_tokens
+    return ids[:keep], mask[:keep]
+
+
 def build_examples(passages: list[dict], pairs: list[dict], tokenizer: Tokenizer, params: dict, max_len: int) -> list[Example]:
     """The training stream: article passages and Q&A pairs, repeated as params say."""
     examples: list[Example] = []
     for passage in passages:
         examples += [passage_example(tokenizer, passage, max_len)] * params["article_repeats"]
-    for example in encode_pairs(tokenizer, pairs, max_len):
-        examples += [example] * params["qa_repeats"]
+    for pair in pairs:
+        examples += [route_example(tokenizer, pair, max_len, params["qa_answer_tokens"])] * params["qa_repeats"]
+    return examples
+
+
+def validation_examples(passages: list[dict], pairs: list[dict], tokenizer: Tokenizer, params: dict, max_len: int) -> list[Example]:
+    """Held-out routes (val questions -> their sources) and the passages they lead to, mixed
+    in a fixed order: the validation loss measures both steps of answering."""
+    facts = {p["fact_id"] for p in pairs}
+    examples = [route_example(tokenizer, p, max_len, params["qa_answer_tokens"]) for p in pairs]
+    examples += [passage_example(tokenizer, p, max_len) for p in passages if p["id"] in facts]
+    random.Random(0).shuffle(examples)
     return examples
 
 
@@ -119,7 +142,7 @@ def evaluate(model: MiniTransformer, batches: list, device: str, bf16: bool) -> 
 TRAIN_KEYS = {
     "seed": int, "max_steps": int, "batch_size": int, "lr": float, "min_lr": float, "warmup_steps": int,
     "weight_decay": float, "grad_clip": float, "eval_interval": int, "eval_batches": int,
-    "qa_repeats": int, "article_repeats": int, "bf16": bool,
+    "qa_repeats": int, "qa_answer_tokens": int, "article_repeats": int, "bf16": bool,
 }
 
 
@@ -145,7 +168,7 @@ def train(args: argparse.Namespace) -> None:
 
     passages = utils.read_passages(args.passages)
     train_examples = build_examples(passages, utils.read_pairs(args.train), tokenizer, params, max_len)
-    val_examples = encode_pairs(tokenizer, utils.read_pairs(args.val), max_len)
+    val_examples = validation_examples(passages, utils.read_pairs(args.val), tokenizer, params, max_len)
     val_batches = [to_batch(val_examples[i:i + params["batch_size"]], pad_id, device)
                    for i in range(0, len(val_examples), params["batch_size"])][: params["eval_batches"]]
     if len(train_examples) < params["batch_size"] or not val_batches:

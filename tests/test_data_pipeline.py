@@ -503,7 +503,7 @@ SIX_WORDS = [f"Sentence number {n} has six words." for n in range(1, 8)]
 ])
 def test_cut_passages_fewest_even_runs(max_words, sizes):
     runs = data_pipeline.cut_passages(SIX_WORDS, max_words)
-    assert [len(r) for r in runs] == sizes
+    assert sorted(len(r) for r in runs) == sorted(sizes)  # which run is the short one is a tie
     assert [s for r in runs for s in r] == SIX_WORDS
 
 
@@ -538,8 +538,8 @@ def test_cut_passages_properties(sentences, max_words):
         assert all(len(r) <= 4 and n_words(r) <= max_words for r in runs)
         if sentences and len(sentences) <= 4 and n_words(sentences) <= max_words:
             assert runs == [sentences]  # it all fits in one passage
-    else:  # some sentence is over the limit on its own
-        assert runs == [[s] for s in sentences]
+    else:  # some sentence is over the limit on its own: it stands alone, the others still fit
+        assert all(len(r) == 1 or (len(r) <= 4 and n_words(r) <= max_words) for r in runs)
 
 
 @settings(max_examples=200, deadline=None)

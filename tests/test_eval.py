@@ -384,17 +384,16 @@ def test_eval_test_answers_and_scores_are_the_models(evaluated, loaded):
     answered = [r.text for r in replies + natural_replies if r.confidence >= MIN_CONFIDENCE]
     assert metrics["model"]["faithful"] == eval_stage.faithful_share(answered, sentences)
 
-    # perplexity: exp of the mean loss over answer tokens (and their end token), prompt and source
-    # header excluded, within the context the model has (longer examples are cut, as in training)
+    # perplexity: exp of the mean loss over answer tokens (and their end token), given the source
+    # header alone (the context the text is recited in), the header excluded, cut to the context
     total, count = 0.0, 0
     max_len = model.config.max_seq_len + 1
+    end = tokenizer.special_id(qa.END)
     with torch.no_grad():
         for p in test:
-            header = qa.source_header(p["title"], p["section"])
-            ids, mask = qa.encode_example(tokenizer, p["question"], header, p["answer"])
-            prompt_and_header = len(qa.encode_prompt(tokenizer, p["question"]) + tokenizer.encode(header))
-            mask = [0] * prompt_and_header + mask[prompt_and_header:]
-            ids, mask = ids[:max_len], mask[:max_len]
+            header = tokenizer.encode(qa.source_header(p["title"], p["section"]))
+            ids = (header + tokenizer.encode(" " + p["answer"]) + [end])[:max_len]
+            mask = ([0] * len(header) + [1] * len(ids))[:len(ids)]
             logits = model(torch.tensor([ids[:-1]]))[0]
             losses = F.cross_entropy(logits, torch.tensor(ids[1:]), reduction="none")
             total += float((losses * torch.tensor(mask[1:], dtype=torch.float)).sum())

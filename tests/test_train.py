@@ -161,15 +161,26 @@ def test_an_answers_target_is_its_passage_example_after_the_header(tok):
 
 def test_build_examples_repeats_passages_and_pairs_as_the_params_say(tok):
     found, pairs = passages(), qa_pairs(0)
-    examples = train.build_examples(found, pairs, tok, {"article_repeats": 3, "qa_repeats": 2}, 65)
+    examples = train.build_examples(found, pairs, tok, {"article_repeats": 3, "qa_repeats": 2, "qa_answer_tokens": 16}, 65)
     assert len(examples) == 3 * len(found) + 2 * len(pairs)
     for passage in found:
         assert examples.count(train.passage_example(tok, passage, 65)) == 3
-    for example in qa.encode_pairs(tok, pairs, 65):
-        assert examples.count(example) == 2
+    for pair in pairs:
+        assert examples.count(train.route_example(tok, pair, 65, 16)) == 2
     assert all(len(ids) <= 65 for ids, _ in examples)
-    none = train.build_examples(found, pairs, tok, {"article_repeats": 0, "qa_repeats": 1}, 65)
-    assert none == qa.encode_pairs(tok, pairs, 65)
+    none = train.build_examples(found, pairs, tok, {"article_repeats": 0, "qa_repeats": 1, "qa_answer_tokens": 16}, 65)
+    assert none == [train.route_example(tok, pair, 65, 16) for pair in pairs]
+
+
+def test_route_example_stops_a_few_tokens_after_the_header(tok):
+    pair = qa_pairs(0)[0]
+    (full_ids, full_mask), = qa.encode_pairs(tok, [pair], 200)
+    header = tok.encode(qa.source_header(pair["title"], pair["section"]))
+    for answer_tokens in (0, 3):
+        ids, mask = train.route_example(tok, pair, 200, answer_tokens)
+        start = full_mask.index(1)
+        assert ids == full_ids[:start + len(header) + answer_tokens] and mask == full_mask[:len(ids)]
+        assert ids[start:start + len(header)] == header
 
 # ---------------------------------------------------------------- the CLI
 
@@ -227,9 +238,9 @@ def test_checkpoint_loads_weights_only_and_answers(trained):
     assert reply.source in sources
     assert 0.0 < reply.confidence <= 1.0
     assert reply.text
-    # a budget of just the header's tokens: the same source, and no room left for any text
+    # no budget for text: the same source (named before the budget applies), and no text
     (short,) = qa.answer(model, tokenizer, qa.SourceTrie(tokenizer, sources), ["What does the tiger eat?"],
-                         max_new_tokens=len(tokenizer.encode(reply.source)))
+                         max_new_tokens=0)
     assert (short.source, short.text) == (reply.source, "")
     assert short.confidence == pytest.approx(reply.confidence, abs=1e-6)
 
