@@ -48,7 +48,6 @@ def main() -> None:
     generator.manual_seed(args.seed if args.seed is not None else torch.seed())
     sampling = {"temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p, "generator": generator}
 
-
     def respond(question: str) -> str:
         reply: Reply = answer(model, tokenizer, trie, [question], max_new_tokens, **sampling)[0]
         closest = []

@@ -18,7 +18,7 @@ from typing import Any
 from sklearn.model_selection import train_test_split
 
 import utils
-from question_templates import DOMAIN_KIND, Name, keyword_questions, looks_plural, section_questions, sentence_questions
+from question_templates import DOMAIN_KIND, Name, keyword_questions, looks_plural, section_questions, sentence_questions, words_of
 from utils import DOMAINS, UserError, read_articles, slugify
 
 DANGLING_STARTS = {"it", "its", "it's", "this", "these", "those", "they", "their", "them", "he", "she", "his", "her", "such"}
@@ -223,7 +223,7 @@ def generate_pairs(articles: list[dict[str, Any]], max_words: int, per_fact: int
     ways (a seeded sample of its candidate questions); all share its fact_id."""
     pairs, all_passages, summary, seen = [], [], Counter(), set()
     by_article = [(article, passages_of(article, max_words)) for article in articles]
-    frequency = Counter(w for _, found in by_article for p in found for w in set(re.findall(r"[a-z][a-z-]{3,}", p["text"].lower())))
+    frequency = Counter(w for _, found in by_article for p in found for w in words_of(p["text"]))
     for article, found in by_article:
         names = names_of(article)
         for passage in found:

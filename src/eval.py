@@ -36,11 +36,10 @@ from rouge_score import rouge_scorer
 
 import baselines
 import utils
-from qa import END, Reply, SourceTrie, answer, load_model, source_header, to_batch
+from qa import END, Reply, SourceTrie, answer, load_model, name, source_header, to_batch
 
 SYSTEMS = ("model", "closed_book_retrieval", "open_book_retrieval")
 ROUGE = rouge_scorer.RougeScorer(["rougeL"])
-HEADER_TOKENS = 24  # enough new tokens to name any source: calibration needs only the header
 FAITHFUL_ROUGE = 0.8
 THRESHOLDS = [round(0.05 * i, 2) for i in range(21)]
 CALIBRATION_DECLINED = 0.85  # the threshold rule: decline at least this share of calibration's out-of-scope questions
@@ -267,8 +266,8 @@ def evaluate(args: argparse.Namespace) -> None:
     asked = [p["question"] for p in test] + [q["question"] for q in natural] + [q["question"] for q in oos]
     replies = answer(model, tokenizer, trie, asked, max_new_tokens)
     test_replies, natural_replies, oos_replies = replies[:len(test)], replies[len(test):len(test) + len(natural)], replies[len(test) + len(natural):]
-    headers_only = answer(model, tokenizer, trie, [p["question"] for p in val] + [q["question"] for q in calibration], HEADER_TOKENS)
-    val_replies, calibration_replies = headers_only[:len(val)], headers_only[len(val):]
+    named = name(model, tokenizer, trie, [p["question"] for p in val] + [q["question"] for q in calibration])  # calibration needs no text
+    val_replies, calibration_replies = named[:len(val)], named[len(val):]
 
     retrieved = {
         "closed_book_retrieval": baselines.closed_book_answers(train_pairs, asked),
@@ -279,7 +278,8 @@ def evaluate(args: argparse.Namespace) -> None:
     answered = [r.text for r in test_replies + natural_replies if r.confidence >= min_confidence]
     metrics = test_section(test, test_replies, on(0, len(test)), answer_nll(model, tokenizer, test), min_confidence)
     metrics["model"]["faithful"] = faithful_share(answered, article_sentences)
-    metrics["model"]["invented_sources"] = sum(r.source not in set(sources) for r in replies)
+    valid = set(sources)
+    metrics["model"]["invented_sources"] = sum(r.source not in valid for r in replies)
     metrics["natural"] = natural_section(natural, natural_replies, on(len(test), len(test) + len(natural)), min_confidence)
     metrics["natural"]["same_as_training_question"] = same_question_share([q["question"] for q in natural], [p["question"] for p in train_pairs])
     metrics["out_of_scope"] = out_of_scope_section(oos_replies, min_confidence)
@@ -294,10 +294,9 @@ def evaluate(args: argparse.Namespace) -> None:
                                                  {s: [a[len(test) + i] for i in index] for s, a in retrieved.items()}, min_confidence)
     rows = tradeoff_rows(val, val_replies, calibration_replies, natural, natural_replies, oos_replies)
     utils.write_json(args.details, {"natural_per_domain": per_domain, "suggested_min_confidence": suggested_threshold(rows)})
-    write_csv(Path(args.plots) / "eval_per_domain.csv",
-              [{"domain": d, **{s: per_domain[d][s]["accuracy"] for s in SYSTEMS}} for d in per_domain])
-    write_png(Path(args.plots) / "eval_per_domain.png", plot_per_domain(
-        [{"domain": d, **{s: per_domain[d][s]["accuracy"] for s in SYSTEMS}} for d in per_domain]))
+    domain_rows = [{"domain": d, **{s: per_domain[d][s]["accuracy"] for s in SYSTEMS}} for d in per_domain]
+    write_csv(Path(args.plots) / "eval_per_domain.csv", domain_rows)
+    write_png(Path(args.plots) / "eval_per_domain.png", plot_per_domain(domain_rows))
     write_csv(Path(args.plots) / "decline_tradeoff.csv", rows)
     write_png(Path(args.plots) / "decline_tradeoff.png", plot_tradeoff(rows, min_confidence))
     write_answers(Path(args.answers_dir), test, test_replies, natural, natural_replies, min_confidence)

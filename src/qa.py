@@ -24,7 +24,6 @@ from model import MiniTransformer, ModelConfig, sample_next
 from tokenizer import Tokenizer
 
 QUESTION, ANSWER, END = "<|question|>", "<|answer|>", "<|endoftext|>"
-MAX_NEW_TOKENS = 110  # an answer's source header plus 2-4 sentences
 Example = tuple[list[int], list[int]]  # (token ids, loss mask)
 
 
@@ -96,10 +95,11 @@ class SourceTrie:
 
     def __init__(self, tokenizer: Tokenizer, sources: list[str]):
         self.sources = sources
-        self.ids = [tokenizer.encode(source) for source in sources]
+        self.ids = {source: tokenizer.encode(source) for source in sources}
         self.root: dict = {}
-        self.depth = max(len(ids) for ids in self.ids)  # tokens of the longest header
-        for index, ids in enumerate(self.ids):
+        self.depth = max(len(ids) for ids in self.ids.values())  # tokens of the longest header
+        for index, source in enumerate(sources):
+            ids = self.ids[source]
             node = self.root
             for token in ids:
                 node = node.setdefault(token, {})
@@ -132,19 +132,26 @@ class Reply:
 
 @torch.no_grad()
 def answer(model: MiniTransformer, tokenizer: Tokenizer, trie: SourceTrie, questions: list[str],
-           max_new_tokens: int = MAX_NEW_TOKENS, batch_size: int = 64, **sampling) -> list[Reply]:
+           max_new_tokens: int, batch_size: int = 64, **sampling) -> list[Reply]:
     """Answer many questions in two steps, as the model was taught:
-      1. name the source: the question, then a header chosen among the valid ones
-         (constrained greedy decoding through the trie), with the model's confidence in it;
+      1. name the source (`name`);
       2. recite it: the text the model continues after that header, from the header alone,
          exactly as it learned the passage (greedy unless sampling options are given).
     Sequences of equal length run as one batch, so no padding is needed and each answer
     is the one it would get alone."""
+    named = name(model, tokenizer, trie, questions, batch_size)
+    headers = [trie.ids[reply.source] for reply in named]
+    texts = in_equal_length_batches(headers, batch_size, lambda group: recite(model, tokenizer, group, max_new_tokens, **sampling))
+    return [Reply(reply.source, text, reply.confidence) for reply, text in zip(named, texts)]
+
+
+@torch.no_grad()
+def name(model: MiniTransformer, tokenizer: Tokenizer, trie: SourceTrie, questions: list[str], batch_size: int = 64) -> list[Reply]:
+    """Step 1 alone: the question, then a header chosen among the valid ones (constrained
+    greedy decoding through the trie), with the model's confidence in it; no text yet."""
     prompts = [trie.prompt(tokenizer, q, model.config.max_seq_len) for q in questions]
     named = in_equal_length_batches(prompts, batch_size, lambda group: name_sources(model, trie, group))
-    headers = [trie.ids[index] for index, _ in named]
-    texts = in_equal_length_batches(headers, batch_size, lambda group: recite(model, tokenizer, group, max_new_tokens, **sampling))
-    return [Reply(trie.sources[index], text, math.exp(logprob)) for (index, logprob), text in zip(named, texts)]
+    return [Reply(trie.sources[index], "", math.exp(logprob)) for index, logprob in named]
 
 
 def in_equal_length_batches(sequences: list[list[int]], batch_size: int, run) -> list:
@@ -235,4 +242,4 @@ def closest_sources(model: MiniTransformer, tokenizer: Tokenizer, trie: SourceTr
         finished.sort(key=lambda f: -f[0])
         if len(finished) >= width and beams[:1] and beams[0][0] <= finished[width - 1][0]:
             break  # a score only falls as a header grows: no open beam can overtake them now
-    return [trie.sources[index] for _, index in sorted(finished, key=lambda f: -f[0])[:width]]
+    return [trie.sources[index] for _, index in finished[:width]]

@@ -190,8 +190,9 @@ def sentence_questions(sentence: str, names: list[Name], domain: str, kind: str)
     if count:
         noun = count.group(2)
         questions += [name.fill(f"How many {noun} {{does}} {{s}} have?") for name in names]
-    if DISCOVERY.search(sentence):
-        verb = DISCOVERY.search(sentence).group(1)
+    discovery = DISCOVERY.search(sentence)
+    if discovery:
+        verb = discovery.group(1)
         questions += [name.fill(f"When {{was}} {{s}} {verb}?") for name in names[:2]]
         if " by " in sentence:
             questions += [name.fill(f"Who {verb.split()[-1]} {{s}}?") for name in names[:2]]
@@ -210,11 +211,16 @@ between during up down out off while because if each other some any all many muc
 eight nine ten about around only just even still often usually mainly mostly known called""".split())
 
 
+def words_of(text: str) -> set[str]:
+    """The distinct lower-case words of 4+ letters in text: what a look-up can be about."""
+    return set(re.findall(r"[a-z][a-z-]{3,}", text.lower()))
+
+
 def keyword_questions(text: str, names: list[Name], frequency: dict[str, int]) -> list[str]:
     """Plain look-up questions built on a passage's rarest words ('Tell me about digest and
     the koala.'): they teach the model which passage holds a word, so a question about a
     detail deep in a section still finds it."""
-    words = {w for w in re.findall(r"[a-z][a-z-]{3,}", text.lower()) if w not in STOPWORDS}
+    words = words_of(text) - STOPWORDS
     keywords = sorted(words, key=lambda w: (frequency.get(w, 0), w))[:3]  # the rarest first
     return [name.fill(t.replace("{kw}", kw)) for kw in keywords for t in KEYWORD_TEMPLATES for name in names[:2]]
 

@@ -476,9 +476,9 @@ def test_eval_decline_tradeoff_is_what_each_threshold_gives(evaluated, loaded):
     at = next(r for r in rows if r["threshold"] == MIN_CONFIDENCE)
     assert (at["natural_right"], at["natural_wrong"]) == (metrics["natural"]["model"]["accuracy"], metrics["natural"]["model"]["wrong"])
     assert at["out_of_scope_declined"] == metrics["out_of_scope"]["model"]["declined"]
-    # validation and calibration: the sources the model names with the header budget eval gives them
+    # validation and calibration: the sources the model names (no text is recited for them)
     val = utils.read_jsonl(world["val"])
-    val_replies = qa.answer(model, tokenizer, trie, [p["question"] for p in val] + CALIBRATION, eval_stage.HEADER_TOKENS)
+    val_replies = qa.name(model, tokenizer, trie, [p["question"] for p in val] + CALIBRATION)
     val_replies, calibration_replies = val_replies[:len(val)], val_replies[len(val):]
     right = [r.source == qa.source_header(p["title"], p["section"]) for r, p in zip(val_replies, val)]
     assert rows[0]["val_right"] == round(sum(right) / len(val), 4)
