@@ -8,15 +8,13 @@ depend on the data). Medians of several timed repeats, after warm-up steps.
 from __future__ import annotations
 
 import statistics
-import sys
 import time
 
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, "src")
-import utils  # noqa: E402
-from model import MiniTransformer, ModelConfig, attend  # noqa: E402
+from src import utils
+from src.model import MiniTransformer, ModelConfig, attend
 
 
 def median_seconds(fn, repeats: int) -> float:

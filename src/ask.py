@@ -15,8 +15,8 @@ import argparse
 
 import torch
 
-import utils
-from qa import Reply, SourceTrie, answer, closest_sources, load_model
+from src import utils
+from src.qa import Reply, SourceTrie, answer, closest_sources, load_model
 
 
 def read_defaults(path: str) -> tuple[int, float]:

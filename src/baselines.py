@@ -13,7 +13,7 @@ from typing import Any
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.metrics.pairwise import linear_kernel
 
-import utils
+from src import utils
 
 
 def nearest_k(candidates: list[str], queries: list[str], k: int) -> list[list[int]]:

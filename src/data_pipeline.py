@@ -17,9 +17,9 @@ from typing import Any
 
 from sklearn.model_selection import train_test_split
 
-import utils
-from question_templates import DOMAIN_KIND, Name, keyword_questions, looks_plural, section_questions, sentence_questions, words_of
-from utils import DOMAINS, UserError, read_articles, slugify
+from src import utils
+from src.question_templates import DOMAIN_KIND, Name, keyword_questions, looks_plural, section_questions, sentence_questions, words_of
+from src.utils import DOMAINS, UserError, read_articles, slugify
 
 DANGLING_STARTS = {"it", "its", "it's", "this", "these", "those", "they", "their", "them", "he", "she", "his", "her", "such"}
 
@@ -97,7 +97,7 @@ def fetch(output: Path, params: utils.Params) -> None:
     if source == "snapshot":
         articles = fetch_snapshot(topics, Path(utils.require(params, "snapshot_dir", str)), params.where)
     elif source == "wikipedia":
-        import wikipedia  # only this source needs requests and lxml
+        from src import wikipedia  # only this source needs requests and lxml
 
         try:
             articles = wikipedia.fetch_articles(

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import torch
 
-from model import MiniTransformer, ModelConfig, sample_next
-from tokenizer import Tokenizer
+from src.model import MiniTransformer, ModelConfig, sample_next
+from src.tokenizer import Tokenizer
 
 QUESTION, ANSWER, END = "<|question|>", "<|answer|>", "<|endoftext|>"
 Example = tuple[list[int], list[int]]  # (token ids, loss mask)

@@ -29,10 +29,10 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-import utils
-from model import MiniTransformer, ModelConfig
-from qa import END, Example, encode_pairs, source_header, to_batch
-from tokenizer import Tokenizer
+from src import utils
+from src.model import MiniTransformer, ModelConfig
+from src.qa import END, Example, encode_pairs, source_header, to_batch
+from src.tokenizer import Tokenizer
 
 # ---------------------------------------------------------------- data
 

@@ -11,8 +11,8 @@ import argparse
 import time
 from pathlib import Path
 
-import utils
-from tokenizer import Tokenizer
+from src import utils
+from src.tokenizer import Tokenizer
 
 
 def training_texts(articles_path: Path, train_path: Path) -> list[str]:

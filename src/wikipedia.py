@@ -22,7 +22,7 @@ import lxml.html
 import requests
 from lxml import etree
 
-import utils
+from src import utils
 
 MAX_REDIRECTS = 5  # a page renamed twice is common; more hops means something is wrong
 MAX_WAIT = 60.0  # seconds; cap on any single backoff or Retry-After wait

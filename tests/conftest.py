@@ -1,5 +1,4 @@
-"""Shared test set-up: src/ on the path (as when a stage runs as `python src/<stage>.py`),
-one torch thread, and a tiny world (articles, passages, Q&A splits, evaluation sets, a
+"""Shared test set-up: one torch thread, and a tiny world (articles, passages, Q&A splits, evaluation sets, a
 tokenizer, a small params.yaml) that is trained once per session through the CLI and shared
 by tests/test_train.py and tests/test_eval.py (`from conftest import ...` for the data)."""
 import json
@@ -12,12 +11,9 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
-SRC = REPO / "src"
-sys.path.insert(0, str(SRC))
-
-import qa  # noqa: E402 (needs src/ on the path)
-import utils  # noqa: E402
-from tokenizer import Tokenizer  # noqa: E402
+from src import qa
+from src import utils
+from src.tokenizer import Tokenizer
 
 # One thread per process: on a busy 2-core machine, OpenMP threads contending for the cores make
 # these tiny models ~100x slower. Numerics and determinism do not depend on it.

@@ -18,9 +18,9 @@ import pytest
 import yaml
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-import data_pipeline
-import utils
-from question_templates import TEMPLATES
+from src import data_pipeline
+from src import utils
+from src.question_templates import TEMPLATES
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "corpus"

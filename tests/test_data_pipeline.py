@@ -24,10 +24,10 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import data_pipeline
-import utils
-from question_templates import Name, keyword_questions, looks_plural, section_questions, sentence_questions
-from utils import UserError
+from src import data_pipeline
+from src import utils
+from src.question_templates import Name, keyword_questions, looks_plural, section_questions, sentence_questions
+from src.utils import UserError
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = "src/data_pipeline.py"

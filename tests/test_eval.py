@@ -13,12 +13,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import baselines
-import eval as eval_stage
-import qa
-import utils
+from src import baselines
+from src import evaluate as eval_stage
+from src import qa
+from src import utils
 from conftest import ARTICLES, CALIBRATION, ENV, MIN_CONFIDENCE, NATURAL, OUT_OF_SCOPE, REPO, TITLES, headers, qa_pairs
-from model import MiniTransformer, ModelConfig
+from src.model import MiniTransformer, ModelConfig
 
 METRICS = {"rougeL_f1", "token_f1", "exact_match"}
 SYSTEMS = {"model", "closed_book_retrieval", "open_book_retrieval"}
@@ -32,7 +32,7 @@ def evaluated(trained, tmp_path_factory):
     out = tmp_path_factory.mktemp("eval")
     outputs = {"metrics": out / "eval.json", "details": out / "eval_details.json", "answers": out / "answers",
                "plots": out / "plots"}
-    cmd = [sys.executable, "src/eval.py", "--test", world["test"], "--val", world["val"], "--train", world["train"],
+    cmd = [sys.executable, "src/evaluate.py", "--test", world["test"], "--val", world["val"], "--train", world["train"],
            "--articles", world["articles"], "--natural", world["natural"], "--out-of-scope", world["out_of_scope"],
            "--calibration", world["calibration"], "--checkpoint", model_files["checkpoint"],
            "--metrics", outputs["metrics"], "--details", outputs["details"], "--answers-dir", outputs["answers"],

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from model import MiniTransformer, ModelConfig, sample_next
+from src.model import MiniTransformer, ModelConfig, sample_next
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -106,7 +106,7 @@ def test_forward_is_causal():
 
 
 def test_attend_matches_pytorch_attention_with_and_without_a_cache():
-    from model import attend
+    from src.model import attend
     torch.manual_seed(0)
     q, k, v = (torch.randn(2, 3, 9, 8) for _ in range(3))
     expected = nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
@@ -126,7 +126,7 @@ def test_forward_rejects_sequences_longer_than_max_seq_len():
 
 
 def test_rotary_attention_scores_depend_only_on_the_distance_between_positions():
-    from model import rotary_angles, rotate
+    from src.model import rotary_angles, rotate
     torch.manual_seed(0)
     q, k = torch.randn(1, 1, 1, 16), torch.randn(1, 1, 1, 16)
     cos, sin = rotary_angles(16, 64)

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tokenizer import SPLIT_PATTERN, Tokenizer
+from src.tokenizer import SPLIT_PATTERN, Tokenizer
 
 CORPUS = [
     "The Sun is a star at the centre of the Solar System. It's a nearly perfect ball of hot "

@@ -12,8 +12,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import qa
-import train
+from src import qa
+from src import train
 from conftest import headers, passages, qa_pairs, run_train, tiny_tokenizer, write_params
 
 

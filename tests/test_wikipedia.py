@@ -9,8 +9,8 @@ from urllib.parse import unquote
 import pytest
 import requests
 
-import utils
-import wikipedia
+from src import utils
+from src import wikipedia
 
 UA = "MiniLLM-tests/1.0 (https://example.org/minillm; tests@example.org)"
 

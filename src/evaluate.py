@@ -34,9 +34,9 @@ import torch
 import torch.nn.functional as F
 from rouge_score import rouge_scorer
 
-import baselines
-import utils
-from qa import END, Reply, SourceTrie, answer, load_model, name, source_header, to_batch
+from src import baselines
+from src import utils
+from src.qa import END, Reply, SourceTrie, answer, load_model, name, source_header, to_batch
 
 SYSTEMS = ("model", "closed_book_retrieval", "open_book_retrieval")
 ROUGE = rouge_scorer.RougeScorer(["rougeL"])
