@@ -39,13 +39,13 @@ def passages(articles: list[dict[str, Any]]) -> list[tuple[str, str]]:
     one article part; the match text adds the article title and section heading."""
     found = []
     for article in articles:
-        parts = [("", article["lead"])] + [(s["heading"], s["text"]) for s in article["sections"]]
-        for heading, text in parts:
+        for heading, text in utils.article_parts(article):
+            label = "" if heading == utils.LEAD else heading  # the title already names the lead
             sentences = utils.split_sentences(text)
             for size in (2, 3, 4):
                 for start in range(len(sentences) - size + 1):
                     passage = " ".join(sentences[start:start + size])
-                    found.append((f"{article['title']} {heading} {passage}", passage))
+                    found.append((f"{article['title']} {label} {passage}", passage))
     return found
 
 

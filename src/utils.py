@@ -5,6 +5,7 @@ from the project, so each can be read (and reused) on its own.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import random
@@ -23,6 +24,15 @@ DOMAINS = ("astronomy", "anatomy", "animals", "geography", "chemistry", "weather
 
 class UserError(Exception):
     """A problem with the user's input (file, record, param): reported in one line, exit 1."""
+
+
+def run_stage(doc: str, add_arguments: Callable[[argparse.ArgumentParser], None],
+              run: Callable[[argparse.Namespace], None]) -> None:
+    """The command line of a stage module (`python -m src.fetch ...`): its flags, --params, run."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+    add_arguments(parser)
+    run_cli(lambda: run(parser.parse_args()))
 
 
 def run_cli(main: Callable[[], None]) -> None:
@@ -196,6 +206,19 @@ def pick_device() -> str:
     if torch.backends.mps.is_available():
         return "mps"
     return "cpu"
+
+
+def article_id(domain: str, title: str) -> str:
+    """Stable record id such as "astronomy/halley-s-comet" (the cache file of fetch is named after it too)."""
+    return f"{domain}/{slugify(title)}"
+
+
+LEAD = "Lead"
+
+
+def article_parts(article: dict[str, Any]) -> list[tuple[str, str]]:
+    """An article as (heading, text) parts: the lead (heading LEAD), then every section."""
+    return [(LEAD, article["lead"])] + [(s["heading"], s["text"]) for s in article["sections"]]
 
 
 def slugify(text: str) -> str:

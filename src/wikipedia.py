@@ -54,11 +54,6 @@ class FetchError(Exception):
     """An article could not be downloaded or parsed; the message is one line naming it."""
 
 
-def article_id(domain: str, title: str) -> str:
-    """Stable record id such as "astronomy/halley-s-comet" (also names the cache file)."""
-    return f"{domain}/{_slug(title)}"
-
-
 def _slug(title: str) -> str:
     slug = utils.slugify(title)
     if not slug:
@@ -192,7 +187,7 @@ def parse_article(html: str | bytes, title: str, domain: str, url: str) -> dict:
     if not lead:
         raise FetchError(f"{title}: page has no lead text")
     return {
-        "id": article_id(domain, title),
+        "id": utils.article_id(domain, title),
         "title": title,
         "domain": domain,
         "url": url,

@@ -18,7 +18,7 @@ import pytest
 import yaml
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from src import data_pipeline
+from src import fetch, generate, split
 from src import utils
 from src.question_templates import TEMPLATES
 
@@ -34,7 +34,7 @@ MAX_PARAGRAPH_SIMILARITY = 0.8
 # A section's first sentence must name its subject: the generate stage drops a fact whose
 # answer starts with a word that points back to something the question never mentioned.
 DANGLING = {"it", "its", "this", "these", "those", "they", "their", "he", "she", "his", "her", "such"}
-DANGLING |= set(data_pipeline.DANGLING_STARTS)
+DANGLING |= set(generate.DANGLING_STARTS)
 
 # Leftovers of HTML, wikitext or Markdown that plain-text articles must not contain.
 MARKUP = {
@@ -62,7 +62,7 @@ def parsed(domain: str) -> tuple[list[tuple[Path, dict[str, Any]]], list[str]]:
     articles, errors = [], []
     for path in domain_files(domain):
         try:
-            articles.append((path, data_pipeline.parse_snapshot_article(path, domain)))
+            articles.append((path, fetch.parse_snapshot_article(path, domain)))
         except (utils.UserError, UnicodeDecodeError) as err:
             errors.append(f"{rel(path)}: {err}")
     return articles, errors
@@ -161,7 +161,7 @@ def test_no_leftover_markup(domain):
 def test_file_name_is_slug_of_title(domain):
     problems = []
     for path, article in parsed(domain)[0]:
-        expected = data_pipeline.slugify(article["title"]) + ".md"
+        expected = utils.slugify(article["title"]) + ".md"
         if path.name != expected:
             problems.append(f"{rel(path)}: title {article['title']!r} means the file should be named {expected}")
     assert not problems, report(problems, "misnamed files")

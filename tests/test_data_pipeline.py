@@ -24,7 +24,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from src import data_pipeline
+from src import fetch, generate, split
 from src import utils
 from src.question_templates import Name, keyword_questions, looks_plural, section_questions, sentence_questions
 from src.utils import UserError
@@ -91,8 +91,8 @@ def write_params(path: Path, **sections) -> Path:
 def article(domain="animals", title="Tiger", lead=None, sections=(), **extra) -> dict:
     """An article record as fetch writes it."""
     record = {
-        "id": f"{domain}/{data_pipeline.slugify(title)}", "title": title, "domain": domain,
-        "url": f"snapshot:corpus/{domain}/{data_pipeline.slugify(title)}.md",
+        "id": f"{domain}/{utils.slugify(title)}", "title": title, "domain": domain,
+        "url": f"snapshot:corpus/{domain}/{utils.slugify(title)}.md",
         "aliases": [],
         "lead": lead if lead is not None else f"The {title.lower()} is a thing. It is well known.",
         "sections": [{"heading": h, "text": t} for h, t in sections],
@@ -263,21 +263,21 @@ def test_parse_snapshot_article_rejects_deeper_headings(tmp_path):
     path = tmp_path / "tiger.md"
     path.write_text("# Tiger\n\nThe tiger is a cat. It is big.\n\n## Diet\n\nMeat. Lots.\n\n### Prey\n\nDeer.\n")
     with pytest.raises(UserError, match=rf"^{re.escape(str(path))}:9: only '# Title' and '## Section'"):
-        data_pipeline.parse_snapshot_article(path, "animals")
+        fetch.parse_snapshot_article(path, "animals")
 
 
 def test_parse_snapshot_article_needs_lead_and_section(tmp_path):
     path = tmp_path / "tiger.md"
     path.write_text("# Tiger\n\nThe tiger is a cat. It is big.\n")
     with pytest.raises(UserError, match=re.escape(str(path))):
-        data_pipeline.parse_snapshot_article(path, "animals")
+        fetch.parse_snapshot_article(path, "animals")
 
 
 def test_parse_snapshot_article_reads_aliases(tmp_path):
     path = tmp_path / "mars.md"
     path.write_text("# Mars\n\nAliases:  the Red Planet ;; planet Mars ; \n\nMars is red. Mars is cold.\n\n"
                     "## Orbit\n\nMars orbits the Sun.\nAliases: not an alias line here.\n")
-    record = data_pipeline.parse_snapshot_article(path, "astronomy")
+    record = fetch.parse_snapshot_article(path, "astronomy")
     assert record["aliases"] == ["the Red Planet", "planet Mars"]  # trimmed, empty entries dropped
     assert record["lead"] == "Mars is red. Mars is cold."  # the Aliases line is not lead text
     assert record["sections"] == [{"heading": "Orbit", "text": "Mars orbits the Sun. Aliases: not an alias line here."}]
@@ -288,20 +288,20 @@ def test_parse_snapshot_article_aliases_only_before_the_lead(tmp_path):
     """'Aliases:' is read only right under the title; once the lead has begun it is lead text."""
     path = tmp_path / "mars.md"
     path.write_text("# Mars\n\nMars is red.\nAliases: the Red Planet\n\n## Orbit\n\nMars orbits the Sun.\n")
-    record = data_pipeline.parse_snapshot_article(path, "astronomy")
+    record = fetch.parse_snapshot_article(path, "astronomy")
     assert record["aliases"] == []
     assert record["lead"] == "Mars is red. Aliases: the Red Planet"
     # An article with only an Aliases line and sections still has no lead.
     path.write_text("# Mars\n\nAliases: the Red Planet\n\n## Orbit\n\nMars orbits the Sun.\n")
     with pytest.raises(UserError, match=re.escape(str(path)) + ": an article needs a lead paragraph"):
-        data_pipeline.parse_snapshot_article(path, "astronomy")
+        fetch.parse_snapshot_article(path, "astronomy")
 
 
 @pytest.mark.parametrize("title, slug", [
     ("Halley's Comet", "halley-s-comet"), ("Mercury (planet)", "mercury-planet"), ("PH", "ph"), ("  Red  fox ", "red-fox"),
 ])
 def test_slugify(title, slug):
-    assert data_pipeline.slugify(title) == slug
+    assert utils.slugify(title) == slug
 
 
 # ---------------------------------------------------------------- the documented commands
@@ -316,7 +316,7 @@ def documented_runs(tmp_path_factory):
         generate={"max_answer_words": 70, "questions_per_fact": 6, "seed": 7},
         split={"train_size": 0.5, "val_size": 0.25, "test_size": 0.25, "seed": 42},
     )
-    utils.write_jsonl(tmp / "articles.jsonl", [data_pipeline.parse_snapshot_article(tmp / "corpus" / name, name.split("/")[0])
+    utils.write_jsonl(tmp / "articles.jsonl", [fetch.parse_snapshot_article(tmp / "corpus" / name, name.split("/")[0])
                                                for name in CORPUS])
     utils.write_jsonl(tmp / "qa_pairs.jsonl", qa_pairs(facts_per_domain=10))
     commands = {
@@ -400,7 +400,7 @@ def test_help(documented_runs, command, flags):
     ("The largest and brightest of all the comets is famous.", "Halley's Comet (comet)", "Halley's Comet"),
 ])
 def test_subject_of(lead, title, subject):
-    assert data_pipeline.subject_of({"lead": lead, "title": title}) == subject
+    assert generate.subject_of({"lead": lead, "title": title}) == subject
 
 
 def names_of(*texts_and_plural) -> list[Name]:
@@ -412,12 +412,12 @@ def test_names_of_lists_the_lead_name_title_and_aliases():
                     aliases=["tigers", "Panthera tigris", "The Tiger"])
     # The title is lower-cased where the lead uses it as a common noun; a repeated name
     # (any case) is listed once; a plural alias takes plural verbs.
-    assert data_pipeline.names_of(tiger) == names_of(("the tiger", False), ("tiger", False), ("tigers", True),
+    assert generate.names_of(tiger) == names_of(("the tiger", False), ("tiger", False), ("tigers", True),
                                                      ("Panthera tigris", False))
     mars = article("astronomy", "Mars", "Mars is the fourth planet. Mars is red.", aliases=["the Red Planet"])
-    assert data_pipeline.names_of(mars) == names_of(("Mars", False), ("the Red Planet", False))
+    assert generate.names_of(mars) == names_of(("Mars", False), ("the Red Planet", False))
     # Wikipedia records have no aliases.
-    assert data_pipeline.names_of(article("animals", "Koala", "The koala is a marsupial. It eats leaves.")) == \
+    assert generate.names_of(article("animals", "Koala", "The koala is a marsupial. It eats leaves.")) == \
         names_of(("the koala", False), ("koala", False))
 
 
@@ -502,20 +502,20 @@ SIX_WORDS = [f"Sentence number {n} has six words." for n in range(1, 8)]
     (70, [4, 3]), (24, [4, 3]), (23, [3, 2, 2]), (18, [3, 2, 2]), (17, [2, 2, 2, 1]), (12, [2, 2, 2, 1]), (11, [1] * 7),
 ])
 def test_cut_passages_fewest_even_runs(max_words, sizes):
-    runs = data_pipeline.cut_passages(SIX_WORDS, max_words)
+    runs = generate.cut_passages(SIX_WORDS, max_words)
     assert sorted(len(r) for r in runs) == sorted(sizes)  # which run is the short one is a tie
     assert [s for r in runs for s in r] == SIX_WORDS
 
 
 def test_cut_passages_edge_cases():
-    assert data_pipeline.cut_passages([], 70) == []
-    assert data_pipeline.cut_passages(["One short sentence."], 70) == [["One short sentence."]]
+    assert generate.cut_passages([], 70) == []
+    assert generate.cut_passages(["One short sentence."], 70) == [["One short sentence."]]
     # A sentence longer than the limit can't share a passage: every sentence stands alone.
     long = " ".join(["word"] * 20) + "."
-    assert data_pipeline.cut_passages(["Short one.", long, "Short two."], 10) == [["Short one."], [long], ["Short two."]]
+    assert generate.cut_passages(["Short one.", long, "Short two."], 10) == [["Short one."], [long], ["Short two."]]
     # Uneven sentences: the cut balances the words (12 | 6), not the sentence count (14 | 4).
     sentences = ["A b c d e f g h i j k l.", "A b.", "A b.", "A b."]
-    assert data_pipeline.cut_passages(sentences, 15) == [sentences[:1], sentences[1:]]
+    assert generate.cut_passages(sentences, 15) == [sentences[:1], sentences[1:]]
 
 
 WORD = st.sampled_from(["tigers", "eat", "deer", "the", "liver", "makes", "bile", "at", "night", "5.2", "km"])
@@ -531,7 +531,7 @@ def n_words(sentences: list[str]) -> int:
 @settings(max_examples=200, deadline=None)
 @given(sentences=st.lists(SENTENCE, max_size=12), max_words=st.integers(1, 60))
 def test_cut_passages_properties(sentences, max_words):
-    runs = data_pipeline.cut_passages(sentences, max_words)
+    runs = generate.cut_passages(sentences, max_words)
     # Every sentence, once, in order; no empty run.
     assert [s for r in runs for s in r] == sentences and all(runs)
     if all(len(s.split()) <= max_words for s in sentences):
@@ -548,7 +548,7 @@ def test_cut_passages_equal_sentences_fewest_and_even(n, width, max_words):
     """With sentences of equal length the best cut is known: ceil(n / per_run) runs, where
     per_run is how many sentences fit in one (at most 4), whose sizes differ by at most one."""
     sentences = [" ".join([f"S{i}"] + ["w"] * (width - 1)) + "." for i in range(n)]
-    runs = data_pipeline.cut_passages(sentences, max_words)
+    runs = generate.cut_passages(sentences, max_words)
     assert [s for r in runs for s in r] == sentences
     if width > max_words:
         assert len(runs) == n
@@ -562,7 +562,7 @@ def test_cut_passages_equal_sentences_fewest_and_even(n, width, max_words):
 def test_passages_of_labels_parts_of_a_section():
     art = article("animals", "Tiger", "The tiger is a cat. It is big.",
                   [("Diet", " ".join(SIX_WORDS)), ("Habitat", "Tigers live in Asia. Tigers swim well.")])
-    passages = data_pipeline.passages_of(art, 17)
+    passages = generate.passages_of(art, 17)
     assert [p["section"] for p in passages] == ["Lead", "Diet", "Diet, part 2", "Diet, part 3", "Diet, part 4", "Habitat"]
     assert [p["id"] for p in passages] == ["animals/tiger#lead", "animals/tiger#diet", "animals/tiger#diet-part-2",
                                            "animals/tiger#diet-part-3", "animals/tiger#diet-part-4", "animals/tiger#habitat"]
@@ -587,10 +587,10 @@ def test_passages_of_labels_parts_of_a_section():
 ])
 def test_standalone(first_sentence, section, heading, reason):
     passage = {"sentences": [first_sentence, "Tigers swim well."], "section": section, "heading": heading}
-    assert data_pipeline.standalone(passage) == reason
+    assert generate.standalone(passage) == reason
     # One sentence is too few for a section's first passage, not for a later part.
     one = {"sentences": ["Tigers live in Asia."], "section": section, "heading": heading}
-    assert data_pipeline.standalone(one) == ("too_few_sentences" if section == heading else "kept")
+    assert generate.standalone(one) == ("too_few_sentences" if section == heading else "kept")
 
 
 # ---------------------------------------------------------------- Q&A pairs
@@ -614,7 +614,7 @@ def test_questions_follow_domain_and_section():
         article("geography", "Japan", "Japan is an island country in East Asia. Japan has many volcanoes.",
                 [("Location", "Japan lies in the Pacific Ocean. Japan is east of Korea.")]),
     ]
-    pairs, passages, _ = data_pipeline.generate_pairs(articles, max_words=70, per_fact=ALL, seed=7)
+    pairs, passages, _ = generate.generate_pairs(articles, max_words=70, per_fact=ALL, seed=7)
     assert "What does the tiger eat?" in questions_of(pairs, "animals/tiger#diet")
     assert "What does the liver do?" in questions_of(pairs, "anatomy/liver#function")
     assert {"What is Jupiter?", "Tell me about Jupiter.", "What do you know about Jupiter?"} <= questions_of(pairs, "astronomy/jupiter#lead")
@@ -640,14 +640,14 @@ def test_aliases_are_asked_with_agreeing_verbs():
                     [("Diet", "Tigers hunt deer and wild boar. A tiger kills with a bite to the neck."),
                      ("Behaviour", "Tigers live alone. Tigers mark their territory.")],
                     aliases=["tigers", "Panthera tigris"])
-    pairs, _, _ = data_pipeline.generate_pairs([tiger], max_words=70, per_fact=ALL, seed=7)
+    pairs, _, _ = generate.generate_pairs([tiger], max_words=70, per_fact=ALL, seed=7)
     diet = questions_of(pairs, "animals/tiger#diet")
     assert {"What do tigers eat?", "What food do tigers eat?", "What does Panthera tigris eat?", "What does the tiger eat?"} <= diet
     assert "What food does tigers eat?" not in diet and "What food do Panthera tigris eat?" not in diet
     assert "Do tigers live in groups?" in questions_of(pairs, "animals/tiger#behaviour")
     assert {"What are tigers?", "What is Panthera tigris?"} <= questions_of(pairs, "animals/tiger#lead")
     # Without the aliases, none of these are asked.
-    pairs, _, _ = data_pipeline.generate_pairs([tiger | {"aliases": []}], max_words=70, per_fact=ALL, seed=7)
+    pairs, _, _ = generate.generate_pairs([tiger | {"aliases": []}], max_words=70, per_fact=ALL, seed=7)
     assert not {"What do tigers eat?", "What does Panthera tigris eat?", "Do tigers live in groups?", "What are tigers?"} \
         & {p["question"] for p in pairs}
     assert not any("Panthera" in p["question"] for p in pairs)
@@ -658,13 +658,13 @@ def test_only_a_sections_first_passage_gets_its_phrasings():
             "in rivers. Young tigers learn hunting from mothers. Adult tigers eat forty kilograms nightly. Leftover "
             "meat gets hidden under leaves. Tigers rarely attack healthy adult elephants.")  # 7 sentences of 6 words
     art = article("animals", "Tiger", "The tiger is a cat. The tiger is big.", [("Diet", diet)])
-    pairs, passages, _ = data_pipeline.generate_pairs([art], max_words=17, per_fact=ALL, seed=7)
-    names = data_pipeline.names_of(art)
+    pairs, passages, _ = generate.generate_pairs([art], max_words=17, per_fact=ALL, seed=7)
+    names = generate.names_of(art)
     diet_phrasings = set(section_questions("animals", "Diet", names))
     assert "What does the tiger eat?" in questions_of(pairs, "animals/tiger#diet")
     # Among the candidates (before any duplicate is skipped): all phrasings on the first part, none on the others.
-    for passage in data_pipeline.passages_of(art, 17)[1:]:
-        candidates = set(data_pipeline.passage_questions(art, passage, names, {}))
+    for passage in generate.passages_of(art, 17)[1:]:
+        candidates = set(generate.passage_questions(art, passage, names, {}))
         if passage["section"] == "Diet":
             assert diet_phrasings <= candidates
         else:
@@ -677,12 +677,12 @@ def test_only_a_sections_first_passage_gets_its_phrasings():
 
 
 def corpus_articles(tmp_path) -> list[dict]:
-    return [data_pipeline.parse_snapshot_article(path, path.parent.name)
+    return [fetch.parse_snapshot_article(path, path.parent.name)
             for path in sorted(make_corpus(tmp_path, CORPUS).rglob("*.md"))]
 
 
 def test_pairs_of_a_fact_share_its_passage(tmp_path):
-    pairs, passages, summary = data_pipeline.generate_pairs(corpus_articles(tmp_path), max_words=20, per_fact=3, seed=7)
+    pairs, passages, summary = generate.generate_pairs(corpus_articles(tmp_path), max_words=20, per_fact=3, seed=7)
     by_id = {p["id"]: p for p in passages}
     assert len(by_id) == len(passages) == summary["passages"]
     assert len({p["id"] for p in pairs}) == len(pairs) == summary["pairs"]
@@ -704,9 +704,9 @@ def test_pairs_of_a_fact_share_its_passage(tmp_path):
 
 def test_generation_is_deterministic_and_seeded(tmp_path):
     articles = corpus_articles(tmp_path / "corpus")
-    first = data_pipeline.generate_pairs(articles, max_words=70, per_fact=3, seed=7)
-    assert data_pipeline.generate_pairs(articles, max_words=70, per_fact=3, seed=7) == first
-    other = data_pipeline.generate_pairs(articles, max_words=70, per_fact=3, seed=8)
+    first = generate.generate_pairs(articles, max_words=70, per_fact=3, seed=7)
+    assert generate.generate_pairs(articles, max_words=70, per_fact=3, seed=7) == first
+    other = generate.generate_pairs(articles, max_words=70, per_fact=3, seed=8)
     assert other[1] == first[1]  # the same passages
     assert {p["fact_id"] for p in other[0]} == {p["fact_id"] for p in first[0]}
     assert [p["question"] for p in other[0]] != [p["question"] for p in first[0]]  # other questions sampled
@@ -715,7 +715,7 @@ def test_generation_is_deterministic_and_seeded(tmp_path):
     utils.write_jsonl(tmp_path / "articles.jsonl", articles)
     for name, seed in [("a", 7), ("b", 7), ("c", 8)]:
         params = utils.Params({"max_answer_words": 70, "questions_per_fact": 3, "seed": seed}, "test: generate")
-        data_pipeline.generate(tmp_path / "articles.jsonl", tmp_path / name / "qa_pairs.jsonl", params)
+        generate.generate(tmp_path / "articles.jsonl", tmp_path / name / "qa_pairs.jsonl", params)
     files = ("qa_pairs.jsonl", "passages.jsonl", "generate_summary.json")
     read = lambda d: {f: (tmp_path / d / f).read_bytes() for f in files}  # noqa: E731
     assert read("a") == read("b")
@@ -732,7 +732,7 @@ def test_an_earlier_passage_keeps_a_shared_question():
         article("animals", "Bengal tiger", "The tiger is a big cat of India. Many live in national parks.",
                 [("Diet", "Bengal tigers eat deer. Bengal tigers also eat buffalo.")]),
     ]
-    pairs, passages, summary = data_pipeline.generate_pairs(articles, max_words=70, per_fact=ALL, seed=7)
+    pairs, passages, summary = generate.generate_pairs(articles, max_words=70, per_fact=ALL, seed=7)
     tiger_eat = [p for p in pairs if p["question"] == "What does the tiger eat?"]
     assert len(tiger_eat) == 1 and tiger_eat[0]["fact_id"] == "animals/tiger#diet"
     assert "What is the tiger?" in questions_of(pairs, "animals/tiger#lead")
@@ -741,8 +741,8 @@ def test_an_earlier_passage_keeps_a_shared_question():
     frequency = Counter(w for p in passages for w in set(re.findall(r"[a-z][a-z-]{3,}", p["text"].lower())))
     seen, skipped = set(), 0
     for art in articles:
-        for passage in data_pipeline.passages_of(art, 70):
-            candidates = set(data_pipeline.passage_questions(art, passage, data_pipeline.names_of(art), frequency))
+        for passage in generate.passages_of(art, 70):
+            candidates = set(generate.passage_questions(art, passage, generate.names_of(art), frequency))
             fresh = {q for q in candidates if q.lower() not in seen}
             assert questions_of(pairs, passage["id"]) == fresh
             skipped += len(candidates) - len(fresh)
@@ -888,7 +888,7 @@ def test_record_errors_count_blank_lines(tmp_path):
     path = tmp_path / "articles.jsonl"
     path.write_text(json.dumps(article()) + "\n\n" + json.dumps(article(domain="dinosaurs")) + "\n")
     with pytest.raises(UserError, match=rf"^{re.escape(str(path))}:3: unknown domain 'dinosaurs'"):
-        data_pipeline.read_articles(path)
+        utils.read_articles(path)
 
 
 # ---------------------------------------------------------------- split
@@ -910,7 +910,7 @@ SIZES = {"train_size": 0.8, "val_size": 0.1, "test_size": 0.1}
 
 def test_split_keeps_facts_together_and_stratifies():
     pairs = qa_pairs(facts_per_domain=20)
-    splits = data_pipeline.split_pairs(pairs, SIZES, seed=42)
+    splits = split.split_pairs(pairs, SIZES, seed=42)
     facts = {name: {p["fact_id"] for p in records} for name, records in splits.items()}
     assert not facts["train"] & facts["val"] and not facts["train"] & facts["test"] and not facts["val"] & facts["test"]
     # Nothing lost or doubled.
@@ -927,7 +927,7 @@ def test_split_keeps_facts_together_and_stratifies():
                                                      (20, {"train_size": 0.7, "val_size": 0.2, "test_size": 0.1}),
                                                      (37, SIZES)])
 def test_split_sizes_roughly_respected(facts_per_domain, sizes):
-    splits = data_pipeline.split_pairs(qa_pairs(facts_per_domain), sizes, seed=3)
+    splits = split.split_pairs(qa_pairs(facts_per_domain), sizes, seed=3)
     total = facts_per_domain * len(utils.DOMAINS)
     for name in ("train", "val", "test"):
         facts = {p["fact_id"] for p in splits[name]}
@@ -938,7 +938,7 @@ def test_split_sizes_roughly_respected(facts_per_domain, sizes):
 def test_split_same_seed_same_files_other_seed_differs(tmp_path):
     utils.write_jsonl(tmp_path / "qa.jsonl", qa_pairs(facts_per_domain=20))
     for name, seed in [("a", 7), ("b", 7), ("c", 8)]:
-        data_pipeline.split(tmp_path / "qa.jsonl", tmp_path / name, SIZES, seed)
+        split.split(tmp_path / "qa.jsonl", tmp_path / name, SIZES, seed)
     read = lambda d: {n: (tmp_path / d / f"{n}.jsonl").read_bytes() for n in ("train", "val", "test")}  # noqa: E731
     assert read("a") == read("b")
     assert read("a")["train"] != read("c")["train"] and read("a")["test"] != read("c")["test"]
@@ -948,7 +948,7 @@ def test_split_too_few_facts_is_a_user_error(tmp_path):
     pairs = qa_pairs(facts_per_domain=20, domains=utils.DOMAINS[:-1]) + qa_pairs(facts_per_domain=1, domains=["weather"])
     utils.write_jsonl(tmp_path / "qa.jsonl", pairs)
     with pytest.raises(UserError, match=rf"^{re.escape(str(tmp_path / 'qa.jsonl'))}: cannot split") as err:
-        data_pipeline.split(tmp_path / "qa.jsonl", tmp_path / "splits", SIZES, 42)
+        split.split(tmp_path / "qa.jsonl", tmp_path / "splits", SIZES, 42)
     assert "\n" not in str(err.value)
     assert not (tmp_path / "splits").exists()
 

@@ -5,6 +5,7 @@ domain, a tiny model, a few training steps), and drives the commands a user runs
 dvc repro, a no-op second repro, a params change that reruns only train and eval,
 dvc exp run -S / exp show, dvc metrics diff and dvc plots show.
 """
+import ast
 import json
 import shutil
 import subprocess
@@ -92,8 +93,38 @@ def test_only_eval_reads_the_evaluation_sets():
         held_out = [d for d in stage.get("deps", []) if d.split("/")[0] in ("evalsets", "calibration")]
         assert bool(held_out) == (name == "eval"), (name, held_out)
     for path in (ROOT / "src").glob("*.py"):
-        if path.name not in ("eval.py",):
+        if path.name != "evaluate.py":
             assert "evalsets" not in path.read_text() and "calibration/" not in path.read_text(), path
+
+
+def project_imports(module: str) -> set[str]:
+    """The src/ files a module imports, directly or through other src modules (lazy imports too)."""
+    seen: set[str] = set()
+    todo = [module]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        tree = ast.parse((ROOT / "src" / f"{name}.py").read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module == "src":
+                todo.extend(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("src."):
+                todo.append(node.module.split(".")[1])
+            elif isinstance(node, ast.Import):
+                todo.extend(a.name.split(".")[1] for a in node.names if a.name.startswith("src."))
+    return {f"src/{name}.py" for name in seen}
+
+
+def test_each_stage_depends_on_exactly_the_code_it_runs():
+    """A stage's code deps are its module (`python -m src.<module>`) and what that imports."""
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    for name, stage in stages.items():
+        module = stage["cmd"].split()[2]
+        assert stage["cmd"].startswith("python -m src.") and module.startswith("src."), stage["cmd"]
+        code_deps = {d for d in stage["deps"] if d.startswith("src/")}
+        assert code_deps == project_imports(module.split(".")[1]), name
 
 
 def test_second_repro_is_a_no_op(project: Path):
@@ -116,6 +147,20 @@ def test_params_change_reruns_only_train_and_eval(project: Path):
     finally:
         params_file.write_text(original)
         dvc("repro", cwd=project)  # back to the committed state (restored from the run cache)
+
+
+def test_editing_one_stage_reruns_only_that_stage(project: Path):
+    """A comment added to split's code reruns split; its outputs are unchanged, so nothing after it runs."""
+    code = project / "src/split.py"
+    original = code.read_text()
+    code.write_text(original + "# an edit that changes nothing\n")
+    try:
+        out = dvc("repro", cwd=project)
+        ran = {stage for stage in ("fetch", "generate", "split", "tokenizer", "train", "eval") if f"Running stage '{stage}'" in out}
+        assert ran == {"split"}
+    finally:
+        code.write_text(original)
+        dvc("repro", cwd=project)
 
 
 def test_experiment_run_show_and_plots(project: Path):

@@ -1,0 +1,79 @@
+"""The split stage: train / validation / test pairs, split by fact.
+
+    python src/data_pipeline.py split --input data/processed/qa_pairs.jsonl --output-dir data/splits
+    python -m src.split --input data/processed/qa_pairs.jsonl --output-dir data/splits
+
+All paraphrases of one fact land in one split, so the test set measures recall of facts
+whose questions training never saw. Stratified by domain, seeded (scikit-learn).
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from sklearn.model_selection import train_test_split
+
+from src import utils
+from src.utils import UserError
+
+SPLITS = ("train", "val", "test")
+
+
+def check_sizes(sizes: dict[str, float]) -> None:
+    for name, size in sizes.items():
+        if not isinstance(size, (int, float)) or not 0 < size < 1:
+            raise UserError(f"split: {name} must be a number between 0 and 1, got {size!r}")
+    if abs(sum(sizes.values()) - 1.0) > 1e-6:
+        raise UserError(f"split: train_size + val_size + test_size must be 1, got {sum(sizes.values()):.4g}")
+
+
+def split_pairs(pairs: list[dict[str, Any]], sizes: dict[str, float], seed: int) -> dict[str, list[dict[str, Any]]]:
+    """Split by fact (so no paraphrase leaks across splits), stratified by domain."""
+    fact_domain = {p["fact_id"]: p["domain"] for p in pairs}
+    facts = sorted(fact_domain)
+    domains = [fact_domain[f] for f in facts]
+    train_facts, rest, _, rest_domains = train_test_split(
+        facts, domains, train_size=sizes["train_size"], stratify=domains, random_state=seed
+    )
+    val_share = sizes["val_size"] / (sizes["val_size"] + sizes["test_size"])
+    val_facts, test_facts = train_test_split(rest, train_size=val_share, stratify=rest_domains, random_state=seed)
+    split_of = {f: "train" for f in train_facts} | {f: "val" for f in val_facts} | {f: "test" for f in test_facts}
+    splits: dict[str, list[dict[str, Any]]] = {"train": [], "val": [], "test": []}
+    for pair in pairs:
+        splits[split_of[pair["fact_id"]]].append(pair)
+    return splits
+
+
+def split(input_path: Path, output_dir: Path, sizes: dict[str, float], seed: int) -> None:
+    check_sizes(sizes)
+    pairs = utils.read_pairs(input_path)
+    try:
+        splits = split_pairs(pairs, sizes, seed)
+    except ValueError as err:  # e.g. too few facts per domain to stratify
+        raise UserError(f"{input_path}: cannot split: {err}") from None
+    for name, records in splits.items():
+        utils.write_jsonl(output_dir / f"{name}.jsonl", records)
+    print("split: " + ", ".join(f"{name} {len(r)}" for name, r in splits.items()) + f" -> {output_dir}")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input", default="data/processed/qa_pairs.jsonl")
+    parser.add_argument("--output-dir", default="data/splits")
+    for name in SPLITS:
+        parser.add_argument(f"--{name}-size", type=float, help=f"overrides split.{name}_size")
+    parser.add_argument("--seed", type=int, help="overrides split.seed")
+
+
+def run(args: argparse.Namespace) -> None:
+    params = utils.load_params("split", args.params)
+    sizes = {}
+    for name in SPLITS:
+        flag = getattr(args, f"{name}_size")
+        sizes[f"{name}_size"] = flag if flag is not None else utils.require(params, f"{name}_size", float)
+    seed = args.seed if args.seed is not None else utils.require(params, "seed", int)
+    split(Path(args.input), Path(args.output_dir), sizes, seed)
+
+
+if __name__ == "__main__":
+    utils.run_stage(__doc__, add_arguments, run)
