@@ -21,9 +21,9 @@ from pathlib import Path
 import torch
 
 from src.model import MiniTransformer, ModelConfig, sample_next
-from src.tokenizer import Tokenizer
+from src.tokenizer import ANSWER, QUESTION, Tokenizer
+from src.tokenizer import END_OF_TEXT as END
 
-QUESTION, ANSWER, END = "<|question|>", "<|answer|>", "<|endoftext|>"
 Example = tuple[list[int], list[int]]  # (token ids, loss mask)
 
 

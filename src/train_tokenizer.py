@@ -12,14 +12,14 @@ import time
 from pathlib import Path
 
 from src import utils
-from src.tokenizer import Tokenizer
+from src.tokenizer import MIN_VOCAB_SIZE, SPECIAL_TOKENS, Tokenizer
 
 
 def training_texts(articles_path: Path, train_path: Path) -> list[str]:
     texts = []
     for article in utils.read_articles(articles_path):
-        texts.append(f"{article['title']}. {article['lead']}")
-        texts.extend(f"{section['heading']}. {section['text']}" for section in article["sections"])
+        for heading, text in utils.article_parts(article):
+            texts.append(f"{article['title'] if heading == utils.LEAD else heading}. {text}")
     for pair in utils.read_pairs(train_path):
         texts.append(f"{pair['question']} {pair['answer']}")
     return texts
@@ -34,11 +34,11 @@ def main() -> None:
     args = parser.parse_args()
     params = utils.load_params("tokenizer", args.params)
     vocab_size = utils.require(params, "vocab_size", int)
-    if vocab_size < 256 + 3:
-        raise utils.UserError(f"{params.where}: vocab_size must be at least 259, got {vocab_size}")
+    if vocab_size < MIN_VOCAB_SIZE:
+        raise utils.UserError(f"{params.where}: vocab_size must be at least {MIN_VOCAB_SIZE}, got {vocab_size}")
     texts = training_texts(Path(args.articles), Path(args.train))
     start = time.perf_counter()
-    tokenizer = Tokenizer.train(texts, vocab_size)  # with the special tokens qa.py uses
+    tokenizer = Tokenizer.train(texts, vocab_size, SPECIAL_TOKENS)  # the special tokens qa.py uses
     with utils.atomic_path(args.output) as tmp:
         tokenizer.save(tmp)
     n_chars = sum(len(t) for t in texts)

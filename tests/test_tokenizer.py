@@ -1,14 +1,13 @@
 """Tests for the byte-level BPE tokenizer: round trips, training, special tokens, files."""
 import json
 import re
-from collections import Counter
 from functools import cache
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from src.tokenizer import SPLIT_PATTERN, Tokenizer
+from src.tokenizer import MIN_VOCAB_SIZE, SPECIAL_TOKENS, SPLIT_PATTERN, Tokenizer, train_merges_fast, train_merges_plain
 
 CORPUS = [
     "The Sun is a star at the centre of the Solar System. It's a nearly perfect ball of hot "
@@ -25,34 +24,6 @@ CORPUS = [
 @cache
 def trained(vocab_size: int = 400) -> Tokenizer:
     return Tokenizer.train(CORPUS, vocab_size)
-
-
-def naive_train(texts: list[str], num_merges: int) -> list[tuple[int, int]]:
-    """The obvious, slow algorithm: recount every pair of every chunk before each merge."""
-    chunks = Counter(c for t in texts for c in re.findall(SPLIT_PATTERN, t))
-    words = [(list(c.encode("utf-8")), n) for c, n in chunks.items()]
-    merges = []
-    for _ in range(num_merges):
-        counts: Counter = Counter()
-        for ids, n in words:
-            for pair in zip(ids, ids[1:]):
-                counts[pair] += n
-        best = min(counts, key=lambda p: (-counts[p], p))
-        new_id = 256 + len(merges)
-        merges.append(best)
-        merged_words = []
-        for ids, n in words:
-            out, i = [], 0
-            while i < len(ids):
-                if ids[i : i + 2] == list(best):
-                    out.append(new_id)
-                    i += 2
-                else:
-                    out.append(ids[i])
-                    i += 1
-            merged_words.append((out, n))
-        words = merged_words
-    return merges
 
 
 @settings(max_examples=300, deadline=None)
@@ -81,8 +52,20 @@ def test_hand_checked_merges() -> None:
     assert tok.encode(" aaab") == [32, 258]
 
 
-def test_fast_training_matches_naive_algorithm() -> None:
-    assert trained(500).merges == naive_train(CORPUS, 500 - 256 - 3)
+def test_fast_training_matches_plain_loop_on_corpus() -> None:
+    assert trained(500).merges == train_merges_plain(CORPUS, 500 - MIN_VOCAB_SIZE)
+    assert Tokenizer.train(CORPUS, 400, plain=True).merges == trained(400).merges
+
+
+# A small alphabet gives many equal counts (so the tie-break matters) and runs like "aaaa"
+# (where merges overlap); any text covers multi-byte characters and odd whitespace.
+texts_for_training = st.lists(st.text(alphabet="ab c1!é") | st.text(), max_size=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(texts_for_training, st.integers(0, 40))
+def test_fast_training_matches_plain_loop_on_any_text(texts: list[str], num_merges: int) -> None:
+    assert train_merges_fast(texts, num_merges) == train_merges_plain(texts, num_merges)
 
 
 def test_training_is_deterministic_and_order_independent() -> None:
@@ -91,19 +74,20 @@ def test_training_is_deterministic_and_order_independent() -> None:
     assert Tokenizer.train(CORPUS[::-1], 500).merges == first.merges
 
 
-@pytest.mark.parametrize("size", [256 + 3, 300, 512])
+@pytest.mark.parametrize("size", [MIN_VOCAB_SIZE, 300, 512])
 def test_vocab_size_is_exact(size: int) -> None:
     tok = Tokenizer.train(CORPUS, size)
     assert tok.vocab_size == size
-    assert len(tok.merges) == size - 256 - 3
+    assert len(tok.merges) == size - MIN_VOCAB_SIZE
     assert max(tok.special_tokens.values()) == size - 1
 
 
-def test_bad_vocab_sizes_raise() -> None:
+@pytest.mark.parametrize("plain", [False, True])
+def test_bad_vocab_sizes_raise(plain: bool) -> None:
     with pytest.raises(ValueError, match="below 256"):
-        Tokenizer.train(CORPUS, 258)
-    with pytest.raises(ValueError, match="too small"):
-        Tokenizer.train(["ab ab"], 270)
+        Tokenizer.train(CORPUS, MIN_VOCAB_SIZE - 1, plain=plain)
+    with pytest.raises(ValueError, match="too small: only 2 merges possible"):
+        Tokenizer.train(["ab ab"], 270, plain=plain)
 
 
 def test_merges_never_cross_chunk_boundaries() -> None:
@@ -121,7 +105,8 @@ def test_compression_on_training_text() -> None:
 
 def test_special_tokens_get_ids_after_merges_and_cannot_be_injected() -> None:
     tok = trained()
-    ids = [tok.special_id(s) for s in ("<|endoftext|>", "<|question|>", "<|answer|>")]
+    assert SPECIAL_TOKENS == ("<|endoftext|>", "<|question|>", "<|answer|>")  # the strings qa.py relies on
+    ids = [tok.special_id(s) for s in SPECIAL_TOKENS]
     assert ids == [256 + len(tok.merges) + k for k in range(3)]
     encoded = tok.encode("hi <|endoftext|><|answer|>")
     assert not set(encoded) & set(ids)
