@@ -21,17 +21,26 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-KVCache = list[tuple[torch.Tensor, torch.Tensor]]  # one (keys, values) pair per layer
+LayerCache = tuple[torch.Tensor, torch.Tensor]  # one layer's (keys, values), each (B, nh, S, hs)
+KVCache = list[LayerCache]  # one per layer
 
 
 @dataclass
 class ModelConfig:
+    """The model's shape. The defaults are params.yaml's model section and the tokenizer's
+    vocab_size; the config checks itself, so every way of building a model gets one error."""
+
     vocab_size: int = 4096
-    max_seq_len: int = 160  # longest sequence the model can see (question + answer)
+    max_seq_len: int = 128  # longest sequence the model can see (question + answer)
     emb_dim: int = 256
     num_layers: int = 4
     num_heads: int = 4
     dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.emb_dim % self.num_heads:
+            raise ValueError(f"emb_dim ({self.emb_dim}) must be divisible by num_heads ({self.num_heads}): "
+                             "each head gets emb_dim / num_heads channels")
 
 
 def rotary_angles(head_dim: int, max_seq_len: int, base: float = 10000.0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -73,13 +82,13 @@ class CausalSelfAttention(nn.Module):
 
     def __init__(self, config: ModelConfig):
         super().__init__()
-        assert config.emb_dim % config.num_heads == 0, "emb_dim must be divisible by num_heads"
         self.num_heads = config.num_heads
         self.qkv = nn.Linear(config.emb_dim, 3 * config.emb_dim, bias=False)
         self.proj = nn.Linear(config.emb_dim, config.emb_dim, bias=False)
         self.dropout = config.dropout
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, cache: tuple[torch.Tensor, torch.Tensor] | None = None):
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+                cache: LayerCache | None = None) -> tuple[torch.Tensor, LayerCache]:
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)
         # (B, T, C) -> (B, nh, T, hs): each head works on its own slice of the channels
@@ -119,7 +128,8 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(config.emb_dim)
         self.ff = FeedForward(config)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, cache=None):
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+                cache: LayerCache | None = None) -> tuple[torch.Tensor, LayerCache]:
         attn_out, new_cache = self.attn(self.norm1(x), cos, sin, cache)
         x = x + attn_out
         x = x + self.ff(self.norm2(x))
@@ -158,7 +168,7 @@ class MiniTransformer(nn.Module):
         """Number of trainable parameters (the tied output layer is counted once)."""
         return sum(p.numel() for p in self.parameters())
 
-    def forward(self, ids: torch.Tensor, cache: KVCache | None = None, start_pos: int = 0):
+    def forward(self, ids: torch.Tensor, cache: KVCache | None = None, start_pos: int = 0) -> torch.Tensor:
         """ids (B, T) -> logits (B, T, vocab_size).
 
         With `cache` (a list that this call fills in), the model also returns the keys and

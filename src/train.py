@@ -21,9 +21,9 @@ import csv
 import math
 import random
 import time
-from dataclasses import asdict
-from pathlib import Path
-from typing import Any, Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, fields, replace
+from typing import Any, get_type_hints
 
 import torch
 import torch.nn.functional as F
@@ -33,6 +33,8 @@ from src import utils
 from src.model import MiniTransformer, ModelConfig
 from src.qa import END, Example, encode_pairs, source_header, to_batch
 from src.tokenizer import Tokenizer
+
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # (inputs, targets, loss mask), each (B, T)
 
 # ---------------------------------------------------------------- data
 
@@ -65,7 +67,8 @@ def build_examples(passages: list[dict], pairs: list[dict], tokenizer: Tokenizer
     return examples
 
 
-def validation_examples(passages: list[dict], pairs: list[dict], tokenizer: Tokenizer, params: dict, max_len: int) -> list[Example]:
+def validation_examples(passages: list[dict], pairs: list[dict], tokenizer: Tokenizer, params: dict,
+                        max_len: int) -> list[Example]:
     """Held-out routes (val questions -> their sources) and the passages they lead to, mixed
     in a fixed order: the validation loss measures both steps of answering."""
     facts = {p["fact_id"] for p in pairs}
@@ -75,7 +78,7 @@ def validation_examples(passages: list[dict], pairs: list[dict], tokenizer: Toke
     return examples
 
 
-def batches_forever(examples: list[Example], batch_size: int, seed: int, pad_id: int, device: str) -> Iterator:
+def batches_forever(examples: list[Example], batch_size: int, seed: int, pad_id: int, device: str) -> Iterator[Batch]:
     """Endless batches: a fresh seeded shuffle of all examples on every pass.
 
     Within each pool of 16 batches, examples of similar length are batched together,
@@ -120,14 +123,30 @@ def make_optimizer(model: MiniTransformer, params: dict) -> torch.optim.AdamW:
     return torch.optim.AdamW(groups, lr=params["lr"], betas=(0.9, 0.95))
 
 
-def autocast(device: str, enabled: bool):
+def autocast(device: str, enabled: bool) -> torch.autocast:
     """bfloat16 mixed precision where it helps (CUDA, recent CPUs); a no-op elsewhere."""
     device_type = "cuda" if device == "cuda" else "cpu"
     return torch.autocast(device_type, dtype=torch.bfloat16, enabled=enabled and device in ("cuda", "cpu"))
 
 
+def train_step(model: MiniTransformer, optimizer: torch.optim.Optimizer, batch: Batch, lr: float, params: dict,
+               device: str) -> float:
+    """One optimisation step on one batch at learning rate `lr`; returns the batch's loss."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    inputs, targets, mask = batch
+    with autocast(device, params["bf16"]):
+        loss = masked_loss(model(inputs), targets, mask)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), params["grad_clip"])  # one bad batch cannot wreck the weights
+    optimizer.step()
+    return loss.item()
+
+
 @torch.no_grad()
-def evaluate(model: MiniTransformer, batches: list, device: str, bf16: bool) -> float:
+def evaluate(model: MiniTransformer, batches: list[Batch], device: str, bf16: bool) -> float:
+    """Mean loss over the validation batches with dropout off (eval mode); leaves the model training."""
     model.eval()
     losses = []
     for inputs, targets, mask in batches:
@@ -137,35 +156,64 @@ def evaluate(model: MiniTransformer, batches: list, device: str, bf16: bool) -> 
     return sum(losses) / len(losses)
 
 
-# ---------------------------------------------------------------- main
+def fit(model: MiniTransformer, batches: Iterator[Batch], val_batches: list[Batch], params: dict, device: str,
+        on_best: Callable[[int, float], None]) -> tuple[list[dict], float]:
+    """The training loop: max_steps steps; every eval_interval steps (and after the last) the
+    validation loss, next to the mean training loss since the previous evaluation, and
+    on_best(step, val_loss) whenever the validation loss is the lowest so far.
+    Returns that history and the best validation loss."""
+    optimizer = make_optimizer(model, params)
+    history, best_val, window_losses, tokens_seen = [], float("inf"), [], 0
+    start = time.perf_counter()
+    progress = tqdm(range(params["max_steps"]), desc="train", mininterval=2.0)
+    for step in progress:
+        batch = next(batches)
+        loss = train_step(model, optimizer, batch, lr_at(step, params), params, device)
+        window_losses.append(loss)
+        tokens_seen += batch[0].numel()
+        progress.set_postfix(loss=f"{loss:.3f}", tok_s=f"{tokens_seen / (time.perf_counter() - start):.0f}")
+        if (step + 1) % params["eval_interval"] == 0 or step + 1 == params["max_steps"]:
+            val_loss = evaluate(model, val_batches, device, params["bf16"])
+            history.append({"step": step + 1, "train_loss": sum(window_losses) / len(window_losses), "val_loss": val_loss})
+            window_losses = []
+            if val_loss < best_val:
+                best_val = val_loss
+                on_best(step + 1, val_loss)
+    elapsed = time.perf_counter() - start
+    print(f"train: {params['max_steps']} steps in {elapsed:.0f}s ({tokens_seen / elapsed:.0f} tokens/s), "
+          f"best val loss {best_val:.4f}")
+    return history, best_val
+
+
+# ---------------------------------------------------------------- params, inputs and outputs
 
 TRAIN_KEYS = {
     "seed": int, "max_steps": int, "batch_size": int, "lr": float, "min_lr": float, "warmup_steps": int,
     "weight_decay": float, "grad_clip": float, "eval_interval": int, "eval_batches": int,
     "qa_repeats": int, "qa_answer_tokens": int, "article_repeats": int, "bf16": bool,
 }
+# The model section holds every ModelConfig field but vocab_size, which is the tokenizer's.
+MODEL_KEYS = {f.name: get_type_hints(ModelConfig)[f.name] for f in fields(ModelConfig) if f.name != "vocab_size"}
 
 
-def read_params(path: str) -> tuple[dict, dict]:
-    train = utils.load_params("train", path)
-    params = {key: utils.require(train, key, kind) for key, kind in TRAIN_KEYS.items()}
+def read_params(path: str) -> tuple[dict, ModelConfig]:
+    """The train section and the model's shape, each section read once and checked before any
+    data is loaded, so a mistake in params.yaml fails at once, in one line. The config keeps
+    ModelConfig's default vocab_size until the tokenizer is loaded."""
+    train_section = utils.load_params("train", path)
+    params = {key: utils.require(train_section, key, kind) for key, kind in TRAIN_KEYS.items()}
     model_section = utils.load_params("model", path)
-    model_keys = {"max_seq_len": int, "emb_dim": int, "num_layers": int, "num_heads": int, "dropout": float}
-    model_params = {key: utils.require(model_section, key, kind) for key, kind in model_keys.items()}
-    if model_params["emb_dim"] % model_params["num_heads"]:
-        raise utils.UserError(f"{model_section.where}: emb_dim must be divisible by num_heads")
-    return params, model_params
+    model_params = {key: utils.require(model_section, key, kind) for key, kind in MODEL_KEYS.items()}
+    try:
+        return params, ModelConfig(**model_params)
+    except ValueError as err:  # ModelConfig's own checks
+        raise utils.UserError(f"{model_section.where}: {err}") from None
 
 
-def train(args: argparse.Namespace) -> None:
-    params, model_params = read_params(args.params)
-    utils.seed_everything(params["seed"])
-    device = utils.pick_device()
-    tokenizer = Tokenizer.load(args.tokenizer)
-    config = ModelConfig(vocab_size=tokenizer.vocab_size, **model_params)
-    max_len = config.max_seq_len + 1  # inputs and targets are shifted by one
-    pad_id = tokenizer.special_id(END)
-
+def read_examples(args: argparse.Namespace, tokenizer: Tokenizer, params: dict, max_len: int, pad_id: int,
+                  device: str) -> tuple[list[dict], list[Example], list[Batch]]:
+    """The passages, the training stream, and the validation batches (the same ones at every
+    evaluation, so that their losses compare)."""
     passages = utils.read_passages(args.passages)
     train_examples = build_examples(passages, utils.read_pairs(args.train), tokenizer, params, max_len)
     val_examples = validation_examples(passages, utils.read_pairs(args.val), tokenizer, params, max_len)
@@ -173,38 +221,7 @@ def train(args: argparse.Namespace) -> None:
                    for i in range(0, len(val_examples), params["batch_size"])][: params["eval_batches"]]
     if len(train_examples) < params["batch_size"] or not val_batches:
         raise utils.UserError(f"{args.train}: too few examples for batch_size {params['batch_size']} (or empty {args.val})")
-
-    model = MiniTransformer(config).to(device)
-    optimizer = make_optimizer(model, params)
-    batches = batches_forever(train_examples, params["batch_size"], params["seed"], pad_id, device)
-    print(f"train: {model.num_params() / 1e6:.2f}M parameters, {len(train_examples)} examples, device {device}")
-
-    history, best_val, window_losses, tokens_seen = [], float("inf"), [], 0
-    start = time.perf_counter()
-    progress = tqdm(range(params["max_steps"]), desc="train", mininterval=2.0)
-    for step in progress:
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, params)
-        inputs, targets, mask = next(batches)
-        with autocast(device, params["bf16"]):
-            loss = masked_loss(model(inputs), targets, mask)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), params["grad_clip"])
-        optimizer.step()
-        window_losses.append(loss.item())
-        tokens_seen += inputs.numel()
-        progress.set_postfix(loss=f"{loss.item():.3f}", tok_s=f"{tokens_seen / (time.perf_counter() - start):.0f}")
-        if (step + 1) % params["eval_interval"] == 0 or step + 1 == params["max_steps"]:
-            val_loss = evaluate(model, val_batches, device, params["bf16"])
-            history.append({"step": step + 1, "train_loss": sum(window_losses) / len(window_losses), "val_loss": val_loss})
-            window_losses = []
-            if val_loss < best_val:
-                best_val = val_loss
-                save_checkpoint(model, config, args, step + 1, val_loss, passages)
-    elapsed = time.perf_counter() - start
-    print(f"train: {params['max_steps']} steps in {elapsed:.0f}s ({tokens_seen / elapsed:.0f} tokens/s), best val loss {best_val:.4f}")
-    write_outputs(history, best_val, model, args)
+    return passages, train_examples, val_batches
 
 
 def save_checkpoint(model: MiniTransformer, config: ModelConfig, args: argparse.Namespace, step: int, val_loss: float,
@@ -219,17 +236,38 @@ def save_checkpoint(model: MiniTransformer, config: ModelConfig, args: argparse.
 
 
 def write_outputs(history: list[dict], best_val: float, model: MiniTransformer, args: argparse.Namespace) -> None:
-    with utils.atomic_path(args.plot) as tmp:
-        with tmp.open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=["step", "train_loss", "val_loss"])
-            writer.writeheader()
-            writer.writerows({k: round(v, 5) for k, v in row.items()} for row in history)
+    """The loss curve and the summary metrics that dvc.yaml declares as this stage's plot and metrics."""
+    with utils.atomic_path(args.plot) as tmp, tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["step", "train_loss", "val_loss"])
+        writer.writeheader()
+        writer.writerows({k: round(v, 5) for k, v in row.items()} for row in history)
     utils.write_json(args.metrics, {
         "best_val_loss": round(best_val, 5),
         "final_train_loss": round(history[-1]["train_loss"], 5),
         "steps": history[-1]["step"],
         "num_params": model.num_params(),
     })
+
+
+# ---------------------------------------------------------------- main
+
+def train(args: argparse.Namespace) -> None:
+    """The stage top to bottom: params, data, model, the training loop, then the outputs."""
+    params, config = read_params(args.params)
+    utils.seed_everything(params["seed"])
+    device = utils.pick_device()
+    tokenizer = Tokenizer.load(args.tokenizer)
+    config = replace(config, vocab_size=tokenizer.vocab_size)
+    pad_id = tokenizer.special_id(END)
+    max_len = config.max_seq_len + 1  # inputs and targets are shifted by one
+    passages, train_examples, val_batches = read_examples(args, tokenizer, params, max_len, pad_id, device)
+
+    model = MiniTransformer(config).to(device)
+    batches = batches_forever(train_examples, params["batch_size"], params["seed"], pad_id, device)
+    print(f"train: {model.num_params() / 1e6:.2f}M parameters, {len(train_examples)} examples, device {device}")
+    history, best_val = fit(model, batches, val_batches, params, device,
+                            on_best=lambda step, val_loss: save_checkpoint(model, config, args, step, val_loss, passages))
+    write_outputs(history, best_val, model, args)
 
 
 def main() -> None:

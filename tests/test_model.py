@@ -3,11 +3,13 @@ import math
 import re
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn as nn
+import yaml
 
 from src.model import MiniTransformer, ModelConfig, sample_next
 
@@ -46,6 +48,20 @@ def test_readme_quick_usage_snippet_runs_and_reports_about_3_4m_parameters():
     millions, megabytes = float(match.group(1)), int(match.group(2))
     assert 3.30 <= millions <= 3.40
     assert megabytes == round(millions * 4)  # float32: 4 bytes per parameter
+
+
+def test_model_config_defaults_are_params_yaml_and_the_tokenizers_vocab_size():
+    params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    defaults = asdict(ModelConfig())
+    assert defaults.pop("vocab_size") == params["tokenizer"]["vocab_size"] == 4096
+    assert defaults == params["model"]
+
+
+@pytest.mark.parametrize("emb_dim, num_heads", [(64, 3), (30, 4), (7, 2)])
+def test_model_config_rejects_emb_dim_not_divisible_by_num_heads(emb_dim, num_heads):
+    with pytest.raises(ValueError, match=rf"emb_dim \({emb_dim}\) must be divisible by num_heads \({num_heads}\)"):
+        ModelConfig(emb_dim=emb_dim, num_heads=num_heads)
+    ModelConfig(emb_dim=emb_dim * num_heads, num_heads=num_heads)  # a multiple is fine
 
 
 def test_num_params_counts_the_tied_output_layer_once():

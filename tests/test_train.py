@@ -6,16 +6,18 @@ trained on it through the CLI are in tests/conftest.py, shared with tests/test_e
 import csv
 import json
 import math
+from dataclasses import fields
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
-
-from src import qa
-from src import train
+import yaml
 from conftest import headers, passages, qa_pairs, run_train, tiny_tokenizer, write_params
 
+from src import qa, train, utils
+from src.model import ModelConfig
 
 # ---------------------------------------------------------------- masked_loss
 
@@ -68,13 +70,13 @@ def test_lr_warmup_rises_linearly_to_lr():
     for step, lr in enumerate(lrs):
         assert lr == pytest.approx(1e-3 * (step + 1) / 10)
     assert lrs[-1] == pytest.approx(1e-3)
-    assert all(b > a for a, b in zip(lrs, lrs[1:]))
+    assert all(b > a for a, b in pairwise(lrs))
 
 
 def test_lr_cosine_decays_to_min_lr_and_is_monotonic_after_warmup():
     lrs = [train.lr_at(step, SCHEDULE) for step in range(10, 131)]
     assert lrs[0] == pytest.approx(1e-3)  # the decay starts at the peak
-    assert all(b <= a for a, b in zip(lrs, lrs[1:]))
+    assert all(b <= a for a, b in pairwise(lrs))
     assert train.lr_at(55, SCHEDULE) == pytest.approx((1e-3 + 1e-4) / 2)  # half-way: the mean
     assert train.lr_at(100, SCHEDULE) == pytest.approx(1e-4)
     assert train.lr_at(130, SCHEDULE) == pytest.approx(1e-4)  # stays at min_lr past max_steps
@@ -95,14 +97,16 @@ def test_encode_example_masks_the_prompt_and_trains_on_source_answer_and_end(tok
 
 
 def test_split_source_separates_the_header_from_the_answer():
-    assert qa.split_source("Tiger (Diet): Tigers hunt deer (and pigs): mostly.") == ("Tiger (Diet):", "Tigers hunt deer (and pigs): mostly.")
+    assert qa.split_source("Tiger (Diet): Tigers hunt deer (and pigs): mostly.") == \
+        ("Tiger (Diet):", "Tigers hunt deer (and pigs): mostly.")
     assert qa.split_source(" Tigers hunt deer. ") == ("", "Tigers hunt deer.")
     header = qa.source_header("Mercury (planet)", "Orbit")
     assert qa.split_source(f"{header} It is fast.") == (header, "It is fast.")
 
 
 def test_to_batch_shifts_targets_and_pads(tok):
-    short, long_ = qa.encode_example(tok, "Why?", "A (B):", "Because."), qa.encode_example(tok, "What is Mars?", "Mars (Lead):", "A planet. It is red.")
+    short = qa.encode_example(tok, "Why?", "A (B):", "Because.")
+    long_ = qa.encode_example(tok, "What is Mars?", "Mars (Lead):", "A planet. It is red.")
     pad = tok.special_id(qa.END)
     inputs, targets, mask = qa.to_batch([short, long_], pad, "cpu")
     assert inputs.shape == targets.shape == mask.shape == (2, len(long_[0]) - 1)
@@ -182,6 +186,45 @@ def test_route_example_stops_a_few_tokens_after_the_header(tok):
         assert ids == full_ids[:start + len(header) + answer_tokens] and mask == full_mask[:len(ids)]
         assert ids[start:start + len(header)] == header
 
+# ---------------------------------------------------------------- params
+
+def write_model_params(path: Path, **model_overrides) -> Path:
+    """The tiny world's params.yaml with some model keys changed."""
+    params = yaml.safe_load(write_params(path).read_text(encoding="utf-8"))
+    params["model"].update(model_overrides)
+    path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def test_the_model_section_has_every_model_config_field_but_the_tokenizers_vocab_size():
+    assert list(train.MODEL_KEYS) == [f.name for f in fields(ModelConfig) if f.name != "vocab_size"]
+    assert list(train.MODEL_KEYS.items()) == [("max_seq_len", int), ("emb_dim", int), ("num_layers", int),
+                                              ("num_heads", int), ("dropout", float)]
+
+
+def test_read_params_reads_each_section_once_and_checks_the_model_shape(tmp_path, monkeypatch):
+    read = []
+    load_params = utils.load_params
+    monkeypatch.setattr(utils, "load_params", lambda section, path: read.append(section) or load_params(section, path))
+    params, config = train.read_params(str(write_params(tmp_path / "params.yaml")))
+    assert sorted(read) == ["model", "train"]
+    assert params["batch_size"] == 8 and params["bf16"] is False
+    assert (config.max_seq_len, config.emb_dim, config.num_layers, config.num_heads) == (96, 64, 2, 2)
+    assert isinstance(config.dropout, float)
+
+
+def test_emb_dim_not_divisible_by_num_heads_is_a_user_error_naming_the_model_section(tmp_path):
+    path = write_model_params(tmp_path / "params.yaml", emb_dim=64, num_heads=3)
+    with pytest.raises(utils.UserError, match=r"params\.yaml: model: emb_dim \(64\) must be divisible by num_heads \(3\)"):
+        train.read_params(str(path))
+
+
+def test_a_model_key_of_the_wrong_type_is_a_user_error(tmp_path):
+    path = write_model_params(tmp_path / "params.yaml", num_layers=2.5)
+    with pytest.raises(utils.UserError, match=r"model: key 'num_layers' must be int"):
+        train.read_params(str(path))
+
+
 # ---------------------------------------------------------------- the CLI
 
 def read_csv(path: Path) -> list[dict]:
@@ -216,7 +259,7 @@ def test_the_trained_model_recites_the_passages_of_its_training_questions(traine
     replies = qa.answer(model, tokenizer, qa.SourceTrie(tokenizer, sources), [p["question"] for p in pairs], 80)
     text_of = {qa.source_header(p["title"], p["section"]): p["text"] for p in passages()}
     recited = [r.source == qa.source_header(p["title"], p["section"]) and r.text == text_of[r.source]
-               for r, p in zip(replies, pairs)]
+               for r, p in zip(replies, pairs, strict=True)]
     assert sum(recited) >= len(pairs) // 2, replies
 
 
@@ -262,6 +305,17 @@ def test_missing_train_param_is_a_one_line_error_and_writes_nothing(trained, tmp
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert "train" in lines[0] and "'lr'" in lines[0]
+    assert not outputs["checkpoint"].exists() and not outputs["metrics"].exists() and not outputs["plot"].exists()
+
+
+def test_a_bad_model_shape_is_a_one_line_error_and_writes_nothing(trained, tmp_path):
+    world, _, _ = trained
+    params = write_model_params(tmp_path / "params.yaml", num_heads=5)
+    result, outputs = run_train(world, tmp_path / "out", params)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert f"{params}: model: emb_dim (64) must be divisible by num_heads (5)" in lines[0]
     assert not outputs["checkpoint"].exists() and not outputs["metrics"].exists() and not outputs["plot"].exists()
 
 
