@@ -5,6 +5,7 @@
 Uses the model and train sections of params.yaml with random token ids (speed does not
 depend on the data). Medians of several timed repeats, after warm-up steps.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -62,13 +63,17 @@ def main() -> None:
     vocab_size = utils.load_params("tokenizer")["vocab_size"]
     torch.manual_seed(0)
     model = MiniTransformer(ModelConfig(vocab_size=vocab_size, **model_params))
-    print(f"model: {model.num_params() / 1e6:.2f}M parameters, context {model.config.max_seq_len}, "
-          f"{torch.get_num_threads()} CPU threads, torch {torch.__version__}")
+    print(
+        f"model: {model.num_params() / 1e6:.2f}M parameters, context {model.config.max_seq_len}, "
+        f"{torch.get_num_threads()} CPU threads, torch {torch.__version__}"
+    )
     batch = train_params["batch_size"]
     print(f"training, fp32:       {training_tokens_per_second(model, batch, bf16=False):8.0f} tokens/s (batch {batch})")
     print(f"training, bf16 autocast: {training_tokens_per_second(model, batch, bf16=True):5.0f} tokens/s (batch {batch})")
     ms_ours = attention_milliseconds(attend, model.config, batch)
-    ms_torch = attention_milliseconds(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True), model.config, batch)
+    ms_torch = attention_milliseconds(
+        lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True), model.config, batch
+    )
     print(f"attention, bf16 forward+backward: {ms_ours:.1f} ms model.attend, {ms_torch:.1f} ms F.scaled_dot_product_attention")
     print(f"generation, KV cache:    {generation_tokens_per_second(model, use_cache=True):5.0f} tokens/s")
     print(f"generation, no cache:    {generation_tokens_per_second(model, use_cache=False):5.0f} tokens/s")

@@ -9,6 +9,7 @@ eval.min_confidence (params.yaml), it says it does not know and names the closes
 does know. Greedy by default (the same answer every time); --temperature, --top-k and
 --top-p sample the answer's text instead (the section is always the likeliest one).
 """
+
 from __future__ import annotations
 
 import argparse

@@ -6,6 +6,7 @@
   question. It reads the articles at answer time, so it is an upper reference, not a rival.
 Similarity is TF-IDF cosine (scikit-learn).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -44,7 +45,7 @@ def passages(articles: list[dict[str, Any]]) -> list[tuple[str, str]]:
             sentences = utils.split_sentences(text)
             for size in (2, 3, 4):
                 for start in range(len(sentences) - size + 1):
-                    passage = " ".join(sentences[start:start + size])
+                    passage = " ".join(sentences[start : start + size])
                     found.append((f"{article['title']} {label} {passage}", passage))
     return found
 

@@ -8,6 +8,7 @@ Each stage lives in its own module (src/fetch.py, src/generate.py, src/split.py)
 dvc.yaml runs directly so that editing one stage reruns only that stage and what follows.
 Flags override params.yaml; params.yaml gives the defaults. No torch here: these stages start fast.
 """
+
 from __future__ import annotations
 
 import argparse

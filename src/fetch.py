@@ -6,6 +6,7 @@
 Two sources behind one interface (params.yaml `fetch.source`): `snapshot` reads the
 committed Markdown corpus (offline), `wikipedia` downloads the same topics (src/wikipedia.py).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,7 +36,7 @@ def parse_snapshot_article(path: Path, domain: str) -> dict[str, Any]:
         elif line.startswith("#"):
             raise UserError(f"{path}:{line_no}: only '# Title' and '## Section' headings are allowed")
         elif line.startswith("Aliases:") and not lead and not sections:
-            aliases = [a.strip() for a in line[len("Aliases:"):].split(";") if a.strip()]
+            aliases = [a.strip() for a in line[len("Aliases:") :].split(";") if a.strip()]
         elif line.strip():
             part = line.strip()
             if sections:

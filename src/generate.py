@@ -7,6 +7,7 @@ A passage (2-4 consecutive sentences) is one fact: its text is the answer the mo
 and its questions come from the rules in src/question_templates.py. Rule-based and seeded,
 so the same articles and params give the same pairs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,7 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from src import utils
-from src.question_templates import DOMAIN_KIND, Name, keyword_questions, looks_plural, section_questions, sentence_questions, words_of
+from src.question_templates import (
+    DOMAIN_KIND,
+    Name,
+    keyword_questions,
+    looks_plural,
+    section_questions,
+    sentence_questions,
+    words_of,
+)
 from src.utils import read_articles, slugify
 
 DANGLING_STARTS = {"it", "its", "it's", "this", "these", "those", "they", "their", "them", "he", "she", "his", "her", "such"}
@@ -57,8 +66,10 @@ def names_of(article: dict[str, Any]) -> list[Name]:
 def kind_of(article: dict[str, Any]) -> str:
     """What the subject is, from the lead's 'X is a ... Y': 'The koala is a tree-dwelling,
     plant-eating marsupial native to ...' -> 'marsupial'; the domain's word if no match."""
-    match = re.search(r" (?:is|are) (?:a|an|the) ([^.,;]*?)(?: that | which | of | in | native | found | with | located |[.,;])",
-                      article["lead"])
+    match = re.search(
+        r" (?:is|are) (?:a|an|the) ([^.,;]*?)(?: that | which | of | in | native | found | with | located |[.,;])",
+        article["lead"],
+    )
     words = match.group(1).split() if match else []
     return words[-1] if words and words[-1].isalpha() else DOMAIN_KIND[article["domain"]]
 
@@ -84,7 +95,7 @@ def cut_passages(sentences: list[str], max_words: int) -> list[list[str]]:
                     best[i], start[i] = candidate, a
     runs, i = [], n
     while i > 0:
-        runs.append(sentences[start[i]:i])
+        runs.append(sentences[start[i] : i])
         i = start[i]
     return runs[::-1]
 
@@ -97,12 +108,23 @@ def passages_of(article: dict[str, Any], max_words: int) -> list[dict[str, Any]]
     for heading, text in utils.article_parts(article):
         for n, run in enumerate(cut_passages(utils.split_sentences(text), max_words), start=1):
             label = heading if n == 1 else f"{heading}, part {n}"
-            found.append({"id": f"{article['id']}#{slugify(label)}", "domain": article["domain"], "title": article["title"],
-                          "heading": heading, "section": label, "sentences": run, "text": " ".join(run)})
+            found.append(
+                {
+                    "id": f"{article['id']}#{slugify(label)}",
+                    "domain": article["domain"],
+                    "title": article["title"],
+                    "heading": heading,
+                    "section": label,
+                    "sentences": run,
+                    "text": " ".join(run),
+                }
+            )
     return found
 
 
-def passage_questions(article: dict[str, Any], passage: dict[str, Any], names: list[Name], frequency: dict[str, int]) -> list[str]:
+def passage_questions(
+    article: dict[str, Any], passage: dict[str, Any], names: list[Name], frequency: dict[str, int]
+) -> list[str]:
     """All candidate questions whose answer is this passage: the questions its sentences
     answer, and then the section's phrasings (for a section's first passage) or look-ups of
     its rarest words (for a later passage, which no section phrasing leads to)."""
@@ -121,8 +143,9 @@ def standalone(passage: dict[str, Any]) -> str:
     return "dangling_pronoun" if first_word in DANGLING_STARTS else "kept"
 
 
-def generate_pairs(articles: list[dict[str, Any]], max_words: int, per_fact: int, seed: int
-                   ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Counter]:
+def generate_pairs(
+    articles: list[dict[str, Any]], max_words: int, per_fact: int, seed: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Counter]:
     """Passages, and Q&A pairs about them: each passage is one fact, asked up to `per_fact`
     ways (a seeded sample of its candidate questions); all share its fact_id."""
     pairs, all_passages, summary, seen = [], [], Counter(), set()
@@ -146,10 +169,17 @@ def generate_pairs(articles: list[dict[str, Any]], max_words: int, per_fact: int
             kept = fresh[:per_fact]
             for n, question in enumerate(kept):
                 seen.add(question.lower())
-                pairs.append({
-                    "id": f"{passage['id']}/{n}", "fact_id": passage["id"], "domain": article["domain"],
-                    "title": article["title"], "section": passage["section"], "question": question, "answer": passage["text"],
-                })
+                pairs.append(
+                    {
+                        "id": f"{passage['id']}/{n}",
+                        "fact_id": passage["id"],
+                        "domain": article["domain"],
+                        "title": article["title"],
+                        "section": passage["section"],
+                        "question": question,
+                        "answer": passage["text"],
+                    }
+                )
     summary["pairs"], summary["passages"] = len(pairs), len(all_passages)
     return pairs, all_passages, summary
 

@@ -13,6 +13,7 @@ parameters.
 
 This file imports nothing from the project, so it can be read and reused on its own.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -39,8 +40,10 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if self.emb_dim % self.num_heads:
-            raise ValueError(f"emb_dim ({self.emb_dim}) must be divisible by num_heads ({self.num_heads}): "
-                             "each head gets emb_dim / num_heads channels")
+            raise ValueError(
+                f"emb_dim ({self.emb_dim}) must be divisible by num_heads ({self.num_heads}): "
+                "each head gets emb_dim / num_heads channels"
+            )
 
 
 def rotary_angles(head_dim: int, max_seq_len: int, base: float = 10000.0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -87,8 +90,9 @@ class CausalSelfAttention(nn.Module):
         self.proj = nn.Linear(config.emb_dim, config.emb_dim, bias=False)
         self.dropout = config.dropout
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
-                cache: LayerCache | None = None) -> tuple[torch.Tensor, LayerCache]:
+    def forward(
+        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, cache: LayerCache | None = None
+    ) -> tuple[torch.Tensor, LayerCache]:
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)
         # (B, T, C) -> (B, nh, T, hs): each head works on its own slice of the channels
@@ -128,8 +132,9 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(config.emb_dim)
         self.ff = FeedForward(config)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
-                cache: LayerCache | None = None) -> tuple[torch.Tensor, LayerCache]:
+    def forward(
+        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, cache: LayerCache | None = None
+    ) -> tuple[torch.Tensor, LayerCache]:
         attn_out, new_cache = self.attn(self.norm1(x), cos, sin, cache)
         x = x + attn_out
         x = x + self.ff(self.norm2(x))
@@ -177,13 +182,13 @@ class MiniTransformer(nn.Module):
         B, T = ids.shape
         if start_pos + T > self.config.max_seq_len:
             raise ValueError(f"sequence of {start_pos + T} tokens exceeds max_seq_len={self.config.max_seq_len}")
-        cos, sin = self.cos[start_pos:start_pos + T], self.sin[start_pos:start_pos + T]
+        cos, sin = self.cos[start_pos : start_pos + T], self.sin[start_pos : start_pos + T]
         x = self.drop(self.tok_emb(ids))  # (B, T, C)
         for i, block in enumerate(self.blocks):
             layer_cache = cache[i] if cache is not None and i < len(cache) else None
             x, new_layer_cache = block(x, cos, sin, layer_cache)
             if cache is not None:
-                cache[i:i + 1] = [new_layer_cache]
+                cache[i : i + 1] = [new_layer_cache]
         return self.lm_head(self.norm(x))
 
     @torch.no_grad()

@@ -12,6 +12,7 @@ header, from the header alone, exactly as it learned it (recitation, as in Sun e
 2023, "Recitation-Augmented Language Models"). The model's probability of the source it
 named is its confidence: too low, and it declines. Shared by train, eval and ask.
 """
+
 from __future__ import annotations
 
 import math
@@ -109,7 +110,7 @@ class SourceTrie:
         """encode_prompt, with the question cut short if needed so any header still fits after it."""
         ids = encode_prompt(tokenizer, question)
         room = max(2, max_seq_len - self.depth - 1)
-        return ids if len(ids) <= room else ids[:room - 1] + ids[-1:]
+        return ids if len(ids) <= room else ids[: room - 1] + ids[-1:]
 
     @staticmethod
     def allowed(node: dict) -> list[int]:
@@ -118,9 +119,9 @@ class SourceTrie:
 
 @dataclass
 class Reply:
-    source: str          # the header the answer recites, e.g. "Tiger (Diet):"
-    text: str            # the answer after it
-    confidence: float    # the model's probability of that source among all valid ones
+    source: str  # the header the answer recites, e.g. "Tiger (Diet):"
+    text: str  # the answer after it
+    confidence: float  # the model's probability of that source among all valid ones
 
     def shown(self, min_confidence: float, closest: list[str]) -> str:
         """What a user sees: the answer with its source, or an honest decline."""
@@ -131,8 +132,15 @@ class Reply:
 
 
 @torch.no_grad()
-def answer(model: MiniTransformer, tokenizer: Tokenizer, trie: SourceTrie, questions: list[str],
-           max_new_tokens: int, batch_size: int = 64, **sampling) -> list[Reply]:
+def answer(
+    model: MiniTransformer,
+    tokenizer: Tokenizer,
+    trie: SourceTrie,
+    questions: list[str],
+    max_new_tokens: int,
+    batch_size: int = 64,
+    **sampling,
+) -> list[Reply]:
     """Answer many questions in two steps, as the model was taught:
       1. name the source (`name`);
       2. recite it: the text the model continues after that header, from the header alone,
@@ -141,12 +149,16 @@ def answer(model: MiniTransformer, tokenizer: Tokenizer, trie: SourceTrie, quest
     is the one it would get alone."""
     named = name(model, tokenizer, trie, questions, batch_size)
     headers = [trie.ids[reply.source] for reply in named]
-    texts = in_equal_length_batches(headers, batch_size, lambda group: recite(model, tokenizer, group, max_new_tokens, **sampling))
+    texts = in_equal_length_batches(
+        headers, batch_size, lambda group: recite(model, tokenizer, group, max_new_tokens, **sampling)
+    )
     return [Reply(reply.source, text, reply.confidence) for reply, text in zip(named, texts)]
 
 
 @torch.no_grad()
-def name(model: MiniTransformer, tokenizer: Tokenizer, trie: SourceTrie, questions: list[str], batch_size: int = 64) -> list[Reply]:
+def name(
+    model: MiniTransformer, tokenizer: Tokenizer, trie: SourceTrie, questions: list[str], batch_size: int = 64
+) -> list[Reply]:
     """Step 1 alone: the question, then a header chosen among the valid ones (constrained
     greedy decoding through the trie), with the model's confidence in it; no text yet."""
     prompts = [trie.prompt(tokenizer, q, model.config.max_seq_len) for q in questions]
@@ -162,7 +174,7 @@ def in_equal_length_batches(sequences: list[list[int]], batch_size: int, run) ->
     results: list = [None] * len(sequences)
     for indices in by_length.values():
         for start in range(0, len(indices), batch_size):
-            group = indices[start:start + batch_size]
+            group = indices[start : start + batch_size]
             for i, result in zip(group, run([sequences[i] for i in group])):
                 results[i] = result
     return results

@@ -12,105 +12,346 @@ Two kinds of rule, both plain string patterns a learner can read and extend:
 To support a new heading, add its phrasings here and list it in corpus/README.md.
 Placeholders: {s} the subject; {is}, {does}, {has} agree with it ("is"/"are", ...).
 """
+
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 
 LEAD = [
-    "What is {s}?", "What {is} {s}?", "Tell me about {s}.", "What do you know about {s}?", "Explain {s}.",
-    "Can you describe {s}?", "Give me a short description of {s}.", "{S}?", "Who or what {is} {s}?", "Describe {s}.",
+    "What is {s}?",
+    "What {is} {s}?",
+    "Tell me about {s}.",
+    "What do you know about {s}?",
+    "Explain {s}.",
+    "Can you describe {s}?",
+    "Give me a short description of {s}.",
+    "{S}?",
+    "Who or what {is} {s}?",
+    "Describe {s}.",
 ]
 
 TEMPLATES: dict[str, dict[str, list[str]]] = {
     "astronomy": {
-        "Physical characteristics": ["What are the physical characteristics of {s}?", "What {is} {s} like?", "How big {is} {s}?",
-                                     "Describe {s}.", "What does {s} look like?", "How large {is} {s}?", "What kind of object {is} {s}?"],
-        "Formation": ["How did {s} form?", "How {is} {s} formed?", "Where did {s} come from?", "What is the origin of {s}?",
-                      "When did {s} form?", "How {does} {s} form?", "How was {s} made?"],
-        "Composition": ["What is {s} made of?", "What {is} {s} made of?", "What is inside {s}?", "What is the composition of {s}?",
-                        "What material makes up {s}?", "Is {s} made of gas or rock?", "What does {s} consist of?"],
-        "Orbit": ["What is the orbit of {s} like?", "How long does a year on {s} last?", "How does {s} move?", "Describe the orbit of {s}.",
-                  "How far away {is} {s}?", "What does {s} orbit?", "How long does {s} take to go around?"],
-        "Observation": ["How can {s} be observed?", "Can you see {s} from Earth?", "How do astronomers observe {s}?",
-                        "Can {s} be seen with the naked eye?", "How do we see {s}?", "Who discovered {s}?", "What can be seen of {s}?"],
-        "Exploration": ["How has {s} been explored?", "Which spacecraft visited {s}?", "Which missions have studied {s}?",
-                        "Has anyone been to {s}?", "What missions went to {s}?", "Have probes visited {s}?", "How was {s} explored?"],
+        "Physical characteristics": [
+            "What are the physical characteristics of {s}?",
+            "What {is} {s} like?",
+            "How big {is} {s}?",
+            "Describe {s}.",
+            "What does {s} look like?",
+            "How large {is} {s}?",
+            "What kind of object {is} {s}?",
+        ],
+        "Formation": [
+            "How did {s} form?",
+            "How {is} {s} formed?",
+            "Where did {s} come from?",
+            "What is the origin of {s}?",
+            "When did {s} form?",
+            "How {does} {s} form?",
+            "How was {s} made?",
+        ],
+        "Composition": [
+            "What is {s} made of?",
+            "What {is} {s} made of?",
+            "What is inside {s}?",
+            "What is the composition of {s}?",
+            "What material makes up {s}?",
+            "Is {s} made of gas or rock?",
+            "What does {s} consist of?",
+        ],
+        "Orbit": [
+            "What is the orbit of {s} like?",
+            "How long does a year on {s} last?",
+            "How does {s} move?",
+            "Describe the orbit of {s}.",
+            "How far away {is} {s}?",
+            "What does {s} orbit?",
+            "How long does {s} take to go around?",
+        ],
+        "Observation": [
+            "How can {s} be observed?",
+            "Can you see {s} from Earth?",
+            "How do astronomers observe {s}?",
+            "Can {s} be seen with the naked eye?",
+            "How do we see {s}?",
+            "Who discovered {s}?",
+            "What can be seen of {s}?",
+        ],
+        "Exploration": [
+            "How has {s} been explored?",
+            "Which spacecraft visited {s}?",
+            "Which missions have studied {s}?",
+            "Has anyone been to {s}?",
+            "What missions went to {s}?",
+            "Have probes visited {s}?",
+            "How was {s} explored?",
+        ],
     },
     "anatomy": {
-        "Structure": ["What is the structure of {s}?", "What are the parts of {s}?", "What {is} {s} made of?", "What does {s} look like?",
-                      "How {is} {s} built?", "Describe the structure of {s}.", "How big {is} {s}?"],
-        "Location": ["Where is {s} located?", "Where {is} {s}?", "Where in the body {is} {s}?", "Where is {s} found in the human body?",
-                     "Where would I find {s}?", "What is {s} next to?", "In which part of the body {is} {s}?"],
-        "Function": ["What does {s} do?", "What {does} {s} do?", "What is the function of {s}?", "What is the role of {s} in the body?",
-                     "Why do we need {s}?", "What {is} {s} for?", "How {does} {s} work?"],
-        "Clinical significance": ["What diseases affect {s}?", "What can go wrong with {s}?", "What is the clinical significance of {s}?",
-                                  "What illnesses affect {s}?", "What problems can {s} have?", "What happens when {s} fails?",
-                                  "Which disorders affect {s}?"],
+        "Structure": [
+            "What is the structure of {s}?",
+            "What are the parts of {s}?",
+            "What {is} {s} made of?",
+            "What does {s} look like?",
+            "How {is} {s} built?",
+            "Describe the structure of {s}.",
+            "How big {is} {s}?",
+        ],
+        "Location": [
+            "Where is {s} located?",
+            "Where {is} {s}?",
+            "Where in the body {is} {s}?",
+            "Where is {s} found in the human body?",
+            "Where would I find {s}?",
+            "What is {s} next to?",
+            "In which part of the body {is} {s}?",
+        ],
+        "Function": [
+            "What does {s} do?",
+            "What {does} {s} do?",
+            "What is the function of {s}?",
+            "What is the role of {s} in the body?",
+            "Why do we need {s}?",
+            "What {is} {s} for?",
+            "How {does} {s} work?",
+        ],
+        "Clinical significance": [
+            "What diseases affect {s}?",
+            "What can go wrong with {s}?",
+            "What is the clinical significance of {s}?",
+            "What illnesses affect {s}?",
+            "What problems can {s} have?",
+            "What happens when {s} fails?",
+            "Which disorders affect {s}?",
+        ],
     },
     "animals": {
-        "Description": ["What does {s} look like?", "What {does} {s} look like?", "Describe the appearance of {s}.", "How big {is} {s}?",
-                        "How heavy {is} {s}?", "What are the physical features of {s}?", "What colour {is} {s}?"],
-        "Habitat": ["Where does {s} live?", "Where {does} {s} live?", "What is the habitat of {s}?", "Where can you find {s}?",
-                    "In what kind of places {is} {s} found?", "Where in the world {does} {s} live?", "Where {is} {s} found?"],
-        "Diet": ["What does {s} eat?", "What {does} {s} eat?", "What is the diet of {s}?", "What food {does} {s} eat?",
-                 "What {does} {s} feed on?", "How {does} {s} get food?", "What {does} {s} hunt?"],
-        "Behaviour": ["How does {s} behave?", "How {does} {s} behave?", "What is the behaviour of {s} like?", "Do {p} live in groups?",
-                      "Describe the behaviour of {s}.", "How {does} {s} spend the day?", "{Is} {s} social?"],
-        "Reproduction": ["How does {s} reproduce?", "How {does} {s} reproduce?", "How are the young of {s} born and raised?",
-                         "How {does} {s} have babies?", "How many young {does} {s} have?", "Describe the reproduction of {s}.",
-                         "How {does} {s} raise its young?"],
-        "Conservation": ["Is {s} endangered?", "{Is} {s} endangered?", "What is the conservation status of {s}?",
-                         "What threats {does} {s} face?", "{Is} {s} at risk of extinction?", "How many {p} are left?",
-                         "Why {is} {s} threatened?"],
+        "Description": [
+            "What does {s} look like?",
+            "What {does} {s} look like?",
+            "Describe the appearance of {s}.",
+            "How big {is} {s}?",
+            "How heavy {is} {s}?",
+            "What are the physical features of {s}?",
+            "What colour {is} {s}?",
+        ],
+        "Habitat": [
+            "Where does {s} live?",
+            "Where {does} {s} live?",
+            "What is the habitat of {s}?",
+            "Where can you find {s}?",
+            "In what kind of places {is} {s} found?",
+            "Where in the world {does} {s} live?",
+            "Where {is} {s} found?",
+        ],
+        "Diet": [
+            "What does {s} eat?",
+            "What {does} {s} eat?",
+            "What is the diet of {s}?",
+            "What food {does} {s} eat?",
+            "What {does} {s} feed on?",
+            "How {does} {s} get food?",
+            "What {does} {s} hunt?",
+        ],
+        "Behaviour": [
+            "How does {s} behave?",
+            "How {does} {s} behave?",
+            "What is the behaviour of {s} like?",
+            "Do {p} live in groups?",
+            "Describe the behaviour of {s}.",
+            "How {does} {s} spend the day?",
+            "{Is} {s} social?",
+        ],
+        "Reproduction": [
+            "How does {s} reproduce?",
+            "How {does} {s} reproduce?",
+            "How are the young of {s} born and raised?",
+            "How {does} {s} have babies?",
+            "How many young {does} {s} have?",
+            "Describe the reproduction of {s}.",
+            "How {does} {s} raise its young?",
+        ],
+        "Conservation": [
+            "Is {s} endangered?",
+            "{Is} {s} endangered?",
+            "What is the conservation status of {s}?",
+            "What threats {does} {s} face?",
+            "{Is} {s} at risk of extinction?",
+            "How many {p} are left?",
+            "Why {is} {s} threatened?",
+        ],
     },
     "geography": {
-        "Location": ["Where is {s}?", "Where {is} {s}?", "Where is {s} located?", "In which part of the world {is} {s}?",
-                     "Which continent {is} {s} in?", "Where {is} {s} on the map?", "What borders {s}?"],
-        "Landscape": ["What is the landscape of {s} like?", "What does {s} look like?", "Describe the geography of {s}.",
-                      "What landforms are found in {s}?", "How big {is} {s}?", "What is the terrain of {s}?", "How high {is} {s}?"],
-        "Climate": ["What is the climate of {s}?", "What is the weather like in {s}?", "How hot {is} {s}?", "Describe the climate of {s}.",
-                    "How cold does {s} get?", "Does it rain much in {s}?", "What are the seasons like in {s}?"],
-        "Wildlife": ["What animals live in {s}?", "What wildlife is found in {s}?", "Describe the wildlife of {s}.",
-                     "What lives in {s}?", "Which animals can you see in {s}?", "What plants grow in {s}?", "What creatures live in {s}?"],
-        "Population": ["How many people live in {s}?", "What is the population of {s}?", "Who lives in {s}?",
-                       "Does anyone live in {s}?", "What languages are spoken in {s}?", "How many people are in {s}?",
-                       "What are the people of {s} like?"],
-        "Economy": ["What is the economy of {s} like?", "What are the main industries of {s}?", "How do people in {s} make a living?",
-                    "What does {s} produce?", "How do people use {s}?", "What is {s} important for?", "What jobs do people in {s} do?"],
+        "Location": [
+            "Where is {s}?",
+            "Where {is} {s}?",
+            "Where is {s} located?",
+            "In which part of the world {is} {s}?",
+            "Which continent {is} {s} in?",
+            "Where {is} {s} on the map?",
+            "What borders {s}?",
+        ],
+        "Landscape": [
+            "What is the landscape of {s} like?",
+            "What does {s} look like?",
+            "Describe the geography of {s}.",
+            "What landforms are found in {s}?",
+            "How big {is} {s}?",
+            "What is the terrain of {s}?",
+            "How high {is} {s}?",
+        ],
+        "Climate": [
+            "What is the climate of {s}?",
+            "What is the weather like in {s}?",
+            "How hot {is} {s}?",
+            "Describe the climate of {s}.",
+            "How cold does {s} get?",
+            "Does it rain much in {s}?",
+            "What are the seasons like in {s}?",
+        ],
+        "Wildlife": [
+            "What animals live in {s}?",
+            "What wildlife is found in {s}?",
+            "Describe the wildlife of {s}.",
+            "What lives in {s}?",
+            "Which animals can you see in {s}?",
+            "What plants grow in {s}?",
+            "What creatures live in {s}?",
+        ],
+        "Population": [
+            "How many people live in {s}?",
+            "What is the population of {s}?",
+            "Who lives in {s}?",
+            "Does anyone live in {s}?",
+            "What languages are spoken in {s}?",
+            "How many people are in {s}?",
+            "What are the people of {s} like?",
+        ],
+        "Economy": [
+            "What is the economy of {s} like?",
+            "What are the main industries of {s}?",
+            "How do people in {s} make a living?",
+            "What does {s} produce?",
+            "How do people use {s}?",
+            "What is {s} important for?",
+            "What jobs do people in {s} do?",
+        ],
     },
     "chemistry": {
-        "Structure": ["What is the structure of {s}?", "How is {s} built up?", "Describe the structure of {s}.", "What does {s} look like at the atomic level?",
-                      "What is the formula of {s}?", "How are the atoms in {s} arranged?", "What is {s} made of?"],
-        "Properties": ["What are the properties of {s}?", "What {is} {s} like?", "Describe the properties of {s}.", "What colour {is} {s}?",
-                       "{Is} {s} a gas, liquid or solid?", "At what temperature {does} {s} melt or boil?", "What are the characteristics of {s}?"],
-        "Occurrence": ["Where is {s} found?", "Where does {s} occur in nature?", "How common {is} {s}?", "Where {does} {s} come from?",
-                       "Where can you find {s}?", "Is there {s} in nature?", "Where {is} {s} found?"],
-        "Reactions": ["How does {s} react?", "What reactions does {s} take part in?", "Describe the chemical reactions of {s}.",
-                      "What happens when {s} reacts?", "{Is} {s} reactive?", "What {does} {s} react with?", "How {does} {s} react?"],
-        "Uses": ["What is {s} used for?", "What {is} {s} used for?", "What are the uses of {s}?", "How do people use {s}?",
-                 "Why is {s} useful?", "What can you do with {s}?", "Where {is} {s} used?"],
-        "History": ["What is the history of {s}?", "How was {s} discovered?", "Who discovered {s}?", "Who first studied {s}?",
-                    "When was {s} discovered?", "Who named {s}?", "When {was} {s} first described?"],
+        "Structure": [
+            "What is the structure of {s}?",
+            "How is {s} built up?",
+            "Describe the structure of {s}.",
+            "What does {s} look like at the atomic level?",
+            "What is the formula of {s}?",
+            "How are the atoms in {s} arranged?",
+            "What is {s} made of?",
+        ],
+        "Properties": [
+            "What are the properties of {s}?",
+            "What {is} {s} like?",
+            "Describe the properties of {s}.",
+            "What colour {is} {s}?",
+            "{Is} {s} a gas, liquid or solid?",
+            "At what temperature {does} {s} melt or boil?",
+            "What are the characteristics of {s}?",
+        ],
+        "Occurrence": [
+            "Where is {s} found?",
+            "Where does {s} occur in nature?",
+            "How common {is} {s}?",
+            "Where {does} {s} come from?",
+            "Where can you find {s}?",
+            "Is there {s} in nature?",
+            "Where {is} {s} found?",
+        ],
+        "Reactions": [
+            "How does {s} react?",
+            "What reactions does {s} take part in?",
+            "Describe the chemical reactions of {s}.",
+            "What happens when {s} reacts?",
+            "{Is} {s} reactive?",
+            "What {does} {s} react with?",
+            "How {does} {s} react?",
+        ],
+        "Uses": [
+            "What is {s} used for?",
+            "What {is} {s} used for?",
+            "What are the uses of {s}?",
+            "How do people use {s}?",
+            "Why is {s} useful?",
+            "What can you do with {s}?",
+            "Where {is} {s} used?",
+        ],
+        "History": [
+            "What is the history of {s}?",
+            "How was {s} discovered?",
+            "Who discovered {s}?",
+            "Who first studied {s}?",
+            "When was {s} discovered?",
+            "Who named {s}?",
+            "When {was} {s} first described?",
+        ],
     },
     "weather": {
-        "Formation": ["How does {s} form?", "How {does} {s} form?", "What causes {s}?", "How is {s} formed?", "Why {does} {s} happen?",
-                      "What makes {s}?", "How {is} {s} made?"],
-        "Characteristics": ["What are the characteristics of {s}?", "What {is} {s} like?", "What are the features of {s}?",
-                            "What does {s} look like?", "How big {is} {s}?", "Describe {s}.", "How long {does} {s} last?"],
-        "Occurrence": ["Where does {s} occur?", "Where {does} {s} occur?", "When and where does {s} happen?", "How common {is} {s}?",
-                       "When {does} {s} happen?", "Where {is} {s} most common?", "In which season {does} {s} happen?"],
-        "Effects": ["What are the effects of {s}?", "What damage can {s} cause?", "How does {s} affect people?",
-                    "{Is} {s} dangerous?", "What {does} {s} do to crops?", "Why {is} {s} dangerous?", "What harm can {s} do?"],
-        "Safety": ["How can people stay safe during {s}?", "What safety precautions should be taken for {s}?",
-                   "How do you protect yourself from {s}?", "What should I do during {s}?", "How can I stay safe in {s}?",
-                   "What to do in {s}?", "How do people prepare for {s}?"],
+        "Formation": [
+            "How does {s} form?",
+            "How {does} {s} form?",
+            "What causes {s}?",
+            "How is {s} formed?",
+            "Why {does} {s} happen?",
+            "What makes {s}?",
+            "How {is} {s} made?",
+        ],
+        "Characteristics": [
+            "What are the characteristics of {s}?",
+            "What {is} {s} like?",
+            "What are the features of {s}?",
+            "What does {s} look like?",
+            "How big {is} {s}?",
+            "Describe {s}.",
+            "How long {does} {s} last?",
+        ],
+        "Occurrence": [
+            "Where does {s} occur?",
+            "Where {does} {s} occur?",
+            "When and where does {s} happen?",
+            "How common {is} {s}?",
+            "When {does} {s} happen?",
+            "Where {is} {s} most common?",
+            "In which season {does} {s} happen?",
+        ],
+        "Effects": [
+            "What are the effects of {s}?",
+            "What damage can {s} cause?",
+            "How does {s} affect people?",
+            "{Is} {s} dangerous?",
+            "What {does} {s} do to crops?",
+            "Why {is} {s} dangerous?",
+            "What harm can {s} do?",
+        ],
+        "Safety": [
+            "How can people stay safe during {s}?",
+            "What safety precautions should be taken for {s}?",
+            "How do you protect yourself from {s}?",
+            "What should I do during {s}?",
+            "How can I stay safe in {s}?",
+            "What to do in {s}?",
+            "How do people prepare for {s}?",
+        ],
     },
 }
 
 # What kind of thing a domain's subjects are, for inverse questions ("Which animal ...?").
-DOMAIN_KIND = {"astronomy": "object in space", "anatomy": "part of the body", "animals": "animal",
-               "geography": "place", "chemistry": "substance", "weather": "weather phenomenon"}
+DOMAIN_KIND = {
+    "astronomy": "object in space",
+    "anatomy": "part of the body",
+    "animals": "animal",
+    "geography": "place",
+    "chemistry": "substance",
+    "weather": "weather phenomenon",
+}
 
 
 @dataclass(frozen=True)
@@ -123,8 +364,9 @@ class Name:
     def fill(self, template: str) -> str:
         verbs = {"is": "are", "does": "do", "has": "have", "was": "were"} if self.plural else {}
         words = {w: verbs.get(w, w) for w in ("is", "does", "has", "was")}
-        filled = template.format(s=self.text, S=self.text, p=self.text, **words,
-                                 Is=words["is"].capitalize(), Does=words["does"].capitalize())
+        filled = template.format(
+            s=self.text, S=self.text, p=self.text, **words, Is=words["is"].capitalize(), Does=words["does"].capitalize()
+        )
         return capitalize(filled)
 
 
@@ -149,10 +391,17 @@ def section_questions(domain: str, heading: str, names: list[Name]) -> list[str]
 
 SUPERLATIVE = re.compile(
     r"\b(?:is|are|was) (?:also )?(?:the|one of the) ((?:second |third |fourth )?(?:second-|third-)?"
-    r"(?:\w+est|most \w+|least \w+|only \w+|first \w+)(?: [\w-]+){0,6}?)(?=[,.;]| and | which | that | with | after )")
+    r"(?:\w+est|most \w+|least \w+|only \w+|first \w+)(?: [\w-]+){0,6}?)(?=[,.;]| and | which | that | with | after )"
+)
 MEASURE_WORDS = [  # (words in the sentence, question about the subject)
-    (r"\b(?:tall|high|height|altitude)\b.*\b(?:metres|meters|feet|km|kilometres)\b|\b(?:metres|meters|feet)\b.*\b(?:tall|high)\b", "How tall {is} {s}?"),
-    (r"\b(?:long|length)\b.*\b(?:kilometres|km|miles|metres)\b|\b(?:kilometres|km|miles|metres)\b.*\blong\b", "How long {is} {s}?"),
+    (
+        r"\b(?:tall|high|height|altitude)\b.*\b(?:metres|meters|feet|km|kilometres)\b|\b(?:metres|meters|feet)\b.*\b(?:tall|high)\b",
+        "How tall {is} {s}?",
+    ),
+    (
+        r"\b(?:long|length)\b.*\b(?:kilometres|km|miles|metres)\b|\b(?:kilometres|km|miles|metres)\b.*\blong\b",
+        "How long {is} {s}?",
+    ),
     (r"\bdeep\b|\bdepth\b", "How deep {is} {s}?"),
     (r"\b(?:kilograms|kg|tonnes|grams|pounds)\b|\bweigh", "How heavy {is} {s}?"),
     (r"°C|degrees|\bhot\b|\btemperature", "How hot {is} {s}?"),
@@ -161,14 +410,19 @@ MEASURE_WORDS = [  # (words in the sentence, question about the subject)
     (r"\b(?:billion|million) years\b|\byears old\b", "How old {is} {s}?"),
     (r"\bper cent\b|%", "What percentage of {s} is it?"),
 ]
-COUNT = re.compile(r"\b(?:has|have|had|contains?|with) (?:about |around |roughly |more than |over |nearly |almost |at least |some |up to )?"
-                   r"(\d[\d,.]*|two|three|four|five|six|seven|eight|nine|ten|twelve|dozens of|hundreds of|thousands of|millions of) "
-                   r"(?:[a-z-]+ )?([a-z]+s)\b")
+COUNT = re.compile(
+    r"\b(?:has|have|had|contains?|with) (?:about |around |roughly |more than |over |nearly |almost |at least |some |up to )?"
+    r"(\d[\d,.]*|two|three|four|five|six|seven|eight|nine|ten|twelve|dozens of|hundreds of|thousands of|millions of) "
+    r"(?:[a-z-]+ )?([a-z]+s)\b"
+)
 DISCOVERY = re.compile(r"\b(?:was|were) (discovered|identified|isolated|named|first described|first observed|first seen)\b")
-ACTION = re.compile(r"^(?:The |An? )?(\w+(?: \w+){0,2}) ((?:also |mainly |mostly |largely )?(?:produces|makes|controls|stores|carries|pumps|filters|"
-                    r"secretes|protects|breaks down|digests|absorbs|releases|regulates|connects|holds|eats|feeds on|hunts|lives|"
-                    r"covers|flows|forms|reacts|burns|dissolves|causes|brings|orbits|contains|separates|sends|removes|supports|helps|"
-                    r"is used|are used|is found|are found|lies|runs|stretches|crosses))\b([^.;]{3,60}?)(?:[,.;]| and | which | because )")
+ACTION = re.compile(
+    r"^(?:The |An? )?(\w+(?: \w+){0,2}) ((?:also |mainly |mostly |largely )?"
+    r"(?:produces|makes|controls|stores|carries|pumps|filters|"
+    r"secretes|protects|breaks down|digests|absorbs|releases|regulates|connects|holds|eats|feeds on|hunts|lives|"
+    r"covers|flows|forms|reacts|burns|dissolves|causes|brings|orbits|contains|separates|sends|removes|supports|helps|"
+    r"is used|are used|is found|are found|lies|runs|stretches|crosses))\b([^.;]{3,60}?)(?:[,.;]| and | which | because )"
+)
 
 
 def sentence_questions(sentence: str, names: list[Name], domain: str, kind: str) -> list[str]:
@@ -197,18 +451,22 @@ def sentence_questions(sentence: str, names: list[Name], domain: str, kind: str)
         if " by " in sentence:
             questions += [name.fill(f"Who {verb.split()[-1]} {{s}}?") for name in names[:2]]
     action = ACTION.match(sentence)
-    if action and any(action.group(1).lower() in name.text.lower() or name.text.lower().endswith(action.group(1).lower()) for name in names):
+    if action and any(
+        action.group(1).lower() in name.text.lower() or name.text.lower().endswith(action.group(1).lower()) for name in names
+    ):
         predicate = f"{action.group(2)}{action.group(3)}".strip()
         questions += [f"Which {kind} {predicate}?", f"What {predicate}?", f"Which {DOMAIN_KIND[domain]} {predicate}?"]
     return [capitalize(q) for q in questions]
 
 
 KEYWORD_TEMPLATES = ["Tell me about {kw} and {s}.", "What about {s} and {kw}?", "{S}: {kw}?"]
-STOPWORDS = set("""a an the and or but of in on at to for from by with as is are was were be been being it its this that these those
+STOPWORDS = set(
+    """a an the and or but of in on at to for from by with as is are was were be been being it its this that these those
 they their them he she his her which who whom what when where why how than then there here also very more most less least
 can could may might will would should do does did has have had not no so such into onto over under about after before
 between during up down out off while because if each other some any all many much one two three four five six seven
-eight nine ten about around only just even still often usually mainly mostly known called""".split())
+eight nine ten about around only just even still often usually mainly mostly known called""".split()
+)
 
 
 def words_of(text: str) -> set[str]:

@@ -6,6 +6,7 @@
 All paraphrases of one fact land in one split, so the test set measures recall of facts
 whose questions training never saw. Stratified by domain, seeded (scikit-learn).
 """
+
 from __future__ import annotations
 
 import argparse

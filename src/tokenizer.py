@@ -18,6 +18,7 @@ faster, and is what `Tokenizer.train` uses unless asked for the plain one.
 
 This module imports nothing from the project, so it can be read and reused on its own.
 """
+
 from __future__ import annotations
 
 import heapq
@@ -178,8 +179,7 @@ class _PairIndex:
 class Tokenizer:
     """Ids 0..255 are bytes, then one id per merge (in merge order), then the special tokens."""
 
-    def __init__(self, merges: Sequence[Pair], special_tokens: Sequence[str] = (),
-                 pattern: str = SPLIT_PATTERN) -> None:
+    def __init__(self, merges: Sequence[Pair], special_tokens: Sequence[str] = (), pattern: str = SPLIT_PATTERN) -> None:
         self.merges = [tuple(pair) for pair in merges]
         self.pattern = pattern
         self._split = re.compile(pattern)
@@ -198,8 +198,9 @@ class Tokenizer:
         self._cache: dict[str, list[int]] = {}
 
     @classmethod
-    def train(cls, texts: Iterable[str], vocab_size: int, special_tokens: Sequence[str] = SPECIAL_TOKENS,
-              plain: bool = False) -> Tokenizer:
+    def train(
+        cls, texts: Iterable[str], vocab_size: int, special_tokens: Sequence[str] = SPECIAL_TOKENS, plain: bool = False
+    ) -> Tokenizer:
         """Learn merges until the vocabulary (bytes + merges + specials) has `vocab_size` ids.
 
         `plain=True` trains with the reference loop `train_merges_plain`; the default,
@@ -207,12 +208,12 @@ class Tokenizer:
         """
         num_merges = vocab_size - 256 - len(special_tokens)
         if num_merges < 0:
-            raise ValueError(f"vocab_size {vocab_size} is below 256 bytes + "
-                             f"{len(special_tokens)} special tokens")
+            raise ValueError(f"vocab_size {vocab_size} is below 256 bytes + {len(special_tokens)} special tokens")
         merges = (train_merges_plain if plain else train_merges_fast)(texts, num_merges)
         if len(merges) < num_merges:
-            raise ValueError(f"training text too small: only {len(merges)} merges possible, "
-                             f"{num_merges} needed for vocab_size {vocab_size}")
+            raise ValueError(
+                f"training text too small: only {len(merges)} merges possible, {num_merges} needed for vocab_size {vocab_size}"
+            )
         return cls(merges, special_tokens)
 
     @property
@@ -261,18 +262,25 @@ class Tokenizer:
         """Write one JSON file, one merge per line with the text it makes, for humans to read."""
         merge_lines = ",\n".join(
             f"    [{a}, {b}, {json.dumps(self._render(i), ensure_ascii=False)}]"
-            for i, (a, b) in enumerate(self.merges, start=256))
-        Path(path).write_text("\n".join([
-            "{",
-            f'  "format": "{FORMAT}",',
-            f'  "version": {VERSION},',
-            f'  "pattern": {json.dumps(self.pattern)},',
-            f'  "special_tokens": {json.dumps(self.special_tokens, ensure_ascii=False)},',
-            '  "merges": [',
-            merge_lines,
-            "  ]",
-            "}",
-        ]) + "\n", encoding="utf-8")
+            for i, (a, b) in enumerate(self.merges, start=256)
+        )
+        Path(path).write_text(
+            "\n".join(
+                [
+                    "{",
+                    f'  "format": "{FORMAT}",',
+                    f'  "version": {VERSION},',
+                    f'  "pattern": {json.dumps(self.pattern)},',
+                    f'  "special_tokens": {json.dumps(self.special_tokens, ensure_ascii=False)},',
+                    '  "merges": [',
+                    merge_lines,
+                    "  ]",
+                    "}",
+                ]
+            )
+            + "\n",
+            encoding="utf-8",
+        )
 
     def _render(self, token_id: int) -> str:
         # Bytes that are only part of a UTF-8 character are shown as escapes like \xe2.
@@ -289,8 +297,8 @@ class Tokenizer:
                 raise ValueError(f"unsupported version {data.get('version')!r}")
             merges, specials = data.get("merges"), data.get("special_tokens")
             if not isinstance(merges, list) or not all(
-                    isinstance(m, list) and len(m) == 3 and all(type(x) is int for x in m[:2])
-                    for m in merges):
+                isinstance(m, list) and len(m) == 3 and all(type(x) is int for x in m[:2]) for m in merges
+            ):
                 raise ValueError('"merges" must be a list of [id, id, text]')
             if not isinstance(specials, dict) or not isinstance(data.get("pattern"), str):
                 raise ValueError('missing "special_tokens" or "pattern"')

@@ -14,6 +14,7 @@ lets the model answer questions about facts whose Q&A pairs it never saw (the te
 Keeps the checkpoint with the best validation loss; writes metrics/train.json and
 plots/train_loss.csv.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,6 +39,7 @@ Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # (inputs, targets, los
 
 # ---------------------------------------------------------------- data
 
+
 def passage_example(tokenizer: Tokenizer, passage: dict[str, Any], max_len: int) -> Example:
     """One passage of an article as the model learns it: 'Tiger (Diet): Tigers are ...'
     with loss on every token. An answer naming that source recites exactly this text."""
@@ -52,7 +54,7 @@ def route_example(tokenizer: Tokenizer, pair: dict, max_len: int, answer_tokens:
     source, and how its text starts. The rest of the text is the passage's, learned from
     the passage itself (passage_example) and recited from the header alone at answer time
     (qa.answer); rows a third as long make routing the cheap part of the stream."""
-    (ids, mask), = encode_pairs(tokenizer, [pair], max_len)
+    ((ids, mask),) = encode_pairs(tokenizer, [pair], max_len)
     keep = mask.index(1) + len(tokenizer.encode(source_header(pair["title"], pair["section"]))) + answer_tokens
     return ids[:keep], mask[:keep]
 
@@ -67,8 +69,9 @@ def build_examples(passages: list[dict], pairs: list[dict], tokenizer: Tokenizer
     return examples
 
 
-def validation_examples(passages: list[dict], pairs: list[dict], tokenizer: Tokenizer, params: dict,
-                        max_len: int) -> list[Example]:
+def validation_examples(
+    passages: list[dict], pairs: list[dict], tokenizer: Tokenizer, params: dict, max_len: int
+) -> list[Example]:
     """Held-out routes (val questions -> their sources) and the passages they lead to, mixed
     in a fixed order: the validation loss measures both steps of answering."""
     facts = {p["fact_id"] for p in pairs}
@@ -92,14 +95,15 @@ def batches_forever(examples: list[Example], batch_size: int, seed: int, pad_id:
         usable = len(order) - len(order) % batch_size
         batches = []
         for start in range(0, usable, pool):
-            by_length = sorted(order[start:min(start + pool, usable)], key=lambda i: len(examples[i][0]))
-            batches += [by_length[i:i + batch_size] for i in range(0, len(by_length), batch_size)]
+            by_length = sorted(order[start : min(start + pool, usable)], key=lambda i: len(examples[i][0]))
+            batches += [by_length[i : i + batch_size] for i in range(0, len(by_length), batch_size)]
         rng.shuffle(batches)
         for batch in batches:
             yield to_batch([examples[i] for i in batch], pad_id, device)
 
 
 # ---------------------------------------------------------------- optimisation
+
 
 def masked_loss(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy over the tokens where mask is 1 (0, not NaN, if there are none)."""
@@ -129,8 +133,9 @@ def autocast(device: str, enabled: bool) -> torch.autocast:
     return torch.autocast(device_type, dtype=torch.bfloat16, enabled=enabled and device in ("cuda", "cpu"))
 
 
-def train_step(model: MiniTransformer, optimizer: torch.optim.Optimizer, batch: Batch, lr: float, params: dict,
-               device: str) -> float:
+def train_step(
+    model: MiniTransformer, optimizer: torch.optim.Optimizer, batch: Batch, lr: float, params: dict, device: str
+) -> float:
     """One optimisation step on one batch at learning rate `lr`; returns the batch's loss."""
     for group in optimizer.param_groups:
         group["lr"] = lr
@@ -156,8 +161,14 @@ def evaluate(model: MiniTransformer, batches: list[Batch], device: str, bf16: bo
     return sum(losses) / len(losses)
 
 
-def fit(model: MiniTransformer, batches: Iterator[Batch], val_batches: list[Batch], params: dict, device: str,
-        on_best: Callable[[int, float], None]) -> tuple[list[dict], float]:
+def fit(
+    model: MiniTransformer,
+    batches: Iterator[Batch],
+    val_batches: list[Batch],
+    params: dict,
+    device: str,
+    on_best: Callable[[int, float], None],
+) -> tuple[list[dict], float]:
     """The training loop: max_steps steps; every eval_interval steps (and after the last) the
     validation loss, next to the mean training loss since the previous evaluation, and
     on_best(step, val_loss) whenever the validation loss is the lowest so far.
@@ -180,17 +191,30 @@ def fit(model: MiniTransformer, batches: Iterator[Batch], val_batches: list[Batc
                 best_val = val_loss
                 on_best(step + 1, val_loss)
     elapsed = time.perf_counter() - start
-    print(f"train: {params['max_steps']} steps in {elapsed:.0f}s ({tokens_seen / elapsed:.0f} tokens/s), "
-          f"best val loss {best_val:.4f}")
+    print(
+        f"train: {params['max_steps']} steps in {elapsed:.0f}s ({tokens_seen / elapsed:.0f} tokens/s), "
+        f"best val loss {best_val:.4f}"
+    )
     return history, best_val
 
 
 # ---------------------------------------------------------------- params, inputs and outputs
 
 TRAIN_KEYS = {
-    "seed": int, "max_steps": int, "batch_size": int, "lr": float, "min_lr": float, "warmup_steps": int,
-    "weight_decay": float, "grad_clip": float, "eval_interval": int, "eval_batches": int,
-    "qa_repeats": int, "qa_answer_tokens": int, "article_repeats": int, "bf16": bool,
+    "seed": int,
+    "max_steps": int,
+    "batch_size": int,
+    "lr": float,
+    "min_lr": float,
+    "warmup_steps": int,
+    "weight_decay": float,
+    "grad_clip": float,
+    "eval_interval": int,
+    "eval_batches": int,
+    "qa_repeats": int,
+    "qa_answer_tokens": int,
+    "article_repeats": int,
+    "bf16": bool,
 }
 # The model section holds every ModelConfig field but vocab_size, which is the tokenizer's.
 MODEL_KEYS = {f.name: get_type_hints(ModelConfig)[f.name] for f in fields(ModelConfig) if f.name != "vocab_size"}
@@ -210,27 +234,37 @@ def read_params(path: str) -> tuple[dict, ModelConfig]:
         raise utils.UserError(f"{model_section.where}: {err}") from None
 
 
-def read_examples(args: argparse.Namespace, tokenizer: Tokenizer, params: dict, max_len: int, pad_id: int,
-                  device: str) -> tuple[list[dict], list[Example], list[Batch]]:
+def read_examples(
+    args: argparse.Namespace, tokenizer: Tokenizer, params: dict, max_len: int, pad_id: int, device: str
+) -> tuple[list[dict], list[Example], list[Batch]]:
     """The passages, the training stream, and the validation batches (the same ones at every
     evaluation, so that their losses compare)."""
     passages = utils.read_passages(args.passages)
     train_examples = build_examples(passages, utils.read_pairs(args.train), tokenizer, params, max_len)
     val_examples = validation_examples(passages, utils.read_pairs(args.val), tokenizer, params, max_len)
-    val_batches = [to_batch(val_examples[i:i + params["batch_size"]], pad_id, device)
-                   for i in range(0, len(val_examples), params["batch_size"])][: params["eval_batches"]]
+    val_batches = [
+        to_batch(val_examples[i : i + params["batch_size"]], pad_id, device)
+        for i in range(0, len(val_examples), params["batch_size"])
+    ][: params["eval_batches"]]
     if len(train_examples) < params["batch_size"] or not val_batches:
         raise utils.UserError(f"{args.train}: too few examples for batch_size {params['batch_size']} (or empty {args.val})")
     return passages, train_examples, val_batches
 
 
-def save_checkpoint(model: MiniTransformer, config: ModelConfig, args: argparse.Namespace, step: int, val_loss: float,
-                    passages: list[dict]) -> None:
+def save_checkpoint(
+    model: MiniTransformer, config: ModelConfig, args: argparse.Namespace, step: int, val_loss: float, passages: list[dict]
+) -> None:
     """Weights, config, and the names of the sources the model learned (not their text): an
     answer may only name one of these (qa.py)."""
     sources = [source_header(p["title"], p["section"]) for p in passages]
-    state = {"model": model.state_dict(), "config": asdict(config), "tokenizer": args.tokenizer, "step": step,
-             "val_loss": val_loss, "sources": sources}
+    state = {
+        "model": model.state_dict(),
+        "config": asdict(config),
+        "tokenizer": args.tokenizer,
+        "step": step,
+        "val_loss": val_loss,
+        "sources": sources,
+    }
     with utils.atomic_path(args.checkpoint) as tmp, tmp.open("wb") as f:
         torch.save(state, f)  # through a file object: a path would put the random temp name inside the file
 
@@ -241,15 +275,19 @@ def write_outputs(history: list[dict], best_val: float, model: MiniTransformer, 
         writer = csv.DictWriter(f, fieldnames=["step", "train_loss", "val_loss"])
         writer.writeheader()
         writer.writerows({k: round(v, 5) for k, v in row.items()} for row in history)
-    utils.write_json(args.metrics, {
-        "best_val_loss": round(best_val, 5),
-        "final_train_loss": round(history[-1]["train_loss"], 5),
-        "steps": history[-1]["step"],
-        "num_params": model.num_params(),
-    })
+    utils.write_json(
+        args.metrics,
+        {
+            "best_val_loss": round(best_val, 5),
+            "final_train_loss": round(history[-1]["train_loss"], 5),
+            "steps": history[-1]["step"],
+            "num_params": model.num_params(),
+        },
+    )
 
 
 # ---------------------------------------------------------------- main
+
 
 def train(args: argparse.Namespace) -> None:
     """The stage top to bottom: params, data, model, the training loop, then the outputs."""
@@ -265,8 +303,14 @@ def train(args: argparse.Namespace) -> None:
     model = MiniTransformer(config).to(device)
     batches = batches_forever(train_examples, params["batch_size"], params["seed"], pad_id, device)
     print(f"train: {model.num_params() / 1e6:.2f}M parameters, {len(train_examples)} examples, device {device}")
-    history, best_val = fit(model, batches, val_batches, params, device,
-                            on_best=lambda step, val_loss: save_checkpoint(model, config, args, step, val_loss, passages))
+    history, best_val = fit(
+        model,
+        batches,
+        val_batches,
+        params,
+        device,
+        on_best=lambda step, val_loss: save_checkpoint(model, config, args, step, val_loss, passages),
+    )
     write_outputs(history, best_val, model, args)
 
 

@@ -5,6 +5,7 @@
 Validation and test pairs are left out, so the tokenizer never sees held-out text.
 Its own stage means model experiments (train.*, model.*) don't retrain it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,8 +44,10 @@ def main() -> None:
         tokenizer.save(tmp)
     n_chars = sum(len(t) for t in texts)
     n_tokens = sum(len(tokenizer.encode(t)) for t in texts)
-    print(f"tokenizer: vocab {tokenizer.vocab_size} from {n_chars / 1e6:.2f}M characters in "
-          f"{time.perf_counter() - start:.1f}s; {n_chars / n_tokens:.2f} characters per token -> {args.output}")
+    print(
+        f"tokenizer: vocab {tokenizer.vocab_size} from {n_chars / 1e6:.2f}M characters in "
+        f"{time.perf_counter() - start:.1f}s; {n_chars / n_tokens:.2f} characters per token -> {args.output}"
+    )
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 Only what two or more stages need lives here. model.py and tokenizer.py import nothing
 from the project, so each can be read (and reused) on its own.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -12,9 +13,10 @@ import random
 import re
 import sys
 import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 import yaml
 
@@ -26,8 +28,9 @@ class UserError(Exception):
     """A problem with the user's input (file, record, param): reported in one line, exit 1."""
 
 
-def run_stage(doc: str, add_arguments: Callable[[argparse.ArgumentParser], None],
-              run: Callable[[argparse.Namespace], None]) -> None:
+def run_stage(
+    doc: str, add_arguments: Callable[[argparse.ArgumentParser], None], run: Callable[[argparse.Namespace], None]
+) -> None:
     """The command line of a stage module (`python -m src.fetch ...`): its flags, --params, run."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
@@ -134,7 +137,11 @@ def read_articles(path: str | Path) -> list[dict[str, Any]]:
     def check(article: dict[str, Any], where: str) -> None:
         check_fields(article, where)
         for section in article["sections"]:
-            if not isinstance(section, dict) or not isinstance(section.get("heading"), str) or not isinstance(section.get("text"), str):
+            if (
+                not isinstance(section, dict)
+                or not isinstance(section.get("heading"), str)
+                or not isinstance(section.get("text"), str)
+            ):
                 raise UserError(f"{where}: each section needs string keys 'heading' and 'text'")
 
     return read_jsonl(path, check)

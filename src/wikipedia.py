@@ -11,6 +11,7 @@ Being a polite and careful client matters more here than speed:
 - redirects are followed only on the configured host, so a bad answer can't send us elsewhere;
 - the HTML is parsed with the network off, so a page can't make lxml fetch anything either.
 """
+
 from __future__ import annotations
 
 import re
@@ -27,13 +28,30 @@ from src import utils
 MAX_REDIRECTS = 5  # a page renamed twice is common; more hops means something is wrong
 MAX_WAIT = 60.0  # seconds; cap on any single backoff or Retry-After wait
 DROPPED_SECTIONS = {
-    "references", "notes", "see also", "external links", "further reading",
-    "bibliography", "sources", "citations", "footnotes", "notes and references",
+    "references",
+    "notes",
+    "see also",
+    "external links",
+    "further reading",
+    "bibliography",
+    "sources",
+    "citations",
+    "footnotes",
+    "notes and references",
 }
 DROPPED_TAGS = ("table", "figure", "style", "script", "annotation")  # annotation = TeX behind math
 DROPPED_CLASSES = (
-    "reference", "references", "mw-references-wrap", "reflist", "infobox", "thumb",
-    "navbox", "hatnote", "mw-editsection", "noprint", "mwe-math-fallback-image-inline",
+    "reference",
+    "references",
+    "mw-references-wrap",
+    "reflist",
+    "infobox",
+    "thumb",
+    "navbox",
+    "hatnote",
+    "mw-editsection",
+    "noprint",
+    "mwe-math-fallback-image-inline",
     "mwe-math-fallback-image-display",
 )
 # Markers that survive as plain text, e.g. "[12]", "[note 3]", "[citation needed]", "[who?]".
@@ -45,9 +63,7 @@ def _has_class(name: str) -> str:
     return f"contains(concat(' ', normalize-space(@class), ' '), ' {name} ')"
 
 
-DROPPED = etree.XPath(
-    " | ".join([f"//{tag}" for tag in DROPPED_TAGS] + [f"//*[{_has_class(c)}]" for c in DROPPED_CLASSES])
-)
+DROPPED = etree.XPath(" | ".join([f"//{tag}" for tag in DROPPED_TAGS] + [f"//*[{_has_class(c)}]" for c in DROPPED_CLASSES]))
 
 
 class FetchError(Exception):
@@ -115,8 +131,9 @@ def fetch_articles(
             session.close()
 
 
-def _download(session: requests.Session, url: str, title: str, user_agent: str,
-              timeout: float, max_retries: int, backoff: float) -> bytes:
+def _download(
+    session: requests.Session, url: str, title: str, user_agent: str, timeout: float, max_retries: int, backoff: float
+) -> bytes:
     """GET one page: retry what may pass (429, 5xx, network errors), fail fast on the rest."""
     origin = urlsplit(url)[:2]  # (scheme, host[:port]) we are allowed to talk to
     headers = {"User-Agent": user_agent, "Accept": "text/html"}
@@ -164,8 +181,7 @@ def parse_article(html: str | bytes, title: str, domain: str, url: str) -> dict:
     data = html.encode("utf-8") if isinstance(html, str) else html
     # Wikipedia serves UTF-8; no_network stops lxml from loading DTDs or entities, and
     # huge_tree=False keeps libxml2's limits on depth and text size against hostile input.
-    parser = lxml.html.HTMLParser(encoding="utf-8", no_network=True, huge_tree=False,
-                                  remove_comments=True, remove_pis=True)
+    parser = lxml.html.HTMLParser(encoding="utf-8", no_network=True, huge_tree=False, remove_comments=True, remove_pis=True)
     try:
         root = lxml.html.document_fromstring(data, parser=parser)
     except (etree.ParserError, etree.ParseError) as err:

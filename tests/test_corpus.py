@@ -6,10 +6,11 @@ breaks the spec silently becomes bad training data (a dropped fact, an unknown h
 These checks keep the offline snapshot clean. Each failure message lists every offending
 file, not just the first, so one run shows all that needs fixing.
 """
+
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,7 @@ import pytest
 import yaml
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from src import fetch, generate, split
-from src import utils
+from src import fetch, generate, utils
 from src.question_templates import TEMPLATES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,11 +52,12 @@ MARKUP = {
 
 # ---------------------------------------------------------------- loading
 
+
 def domain_files(domain: str) -> list[Path]:
     return sorted((CORPUS / domain).glob("*.md"))
 
 
-@lru_cache(maxsize=None)
+@cache
 def parsed(domain: str) -> tuple[list[tuple[Path, dict[str, Any]]], list[str]]:
     """(path, article) for every file of a domain that parses, and the parse errors."""
     articles, errors = [], []
@@ -86,8 +87,7 @@ def paragraphs(path: Path) -> list[str]:
     blocks = re.split(r"\n\s*\n", path.read_text(encoding="utf-8"))
     result = []
     for block in blocks:
-        lines = [line.strip() for line in block.splitlines()
-                 if line.strip() and not line.startswith(("#", "Aliases:"))]
+        lines = [line.strip() for line in block.splitlines() if line.strip() and not line.startswith(("#", "Aliases:"))]
         if lines:
             result.append(" ".join(lines))
     return result
@@ -102,6 +102,7 @@ by_domain = pytest.mark.parametrize("domain", utils.DOMAINS)
 
 # ---------------------------------------------------------------- size
 
+
 @by_domain
 def test_domain_has_enough_articles(domain):
     count = len(domain_files(domain))
@@ -110,7 +111,9 @@ def test_domain_has_enough_articles(domain):
 
 def test_corpus_has_enough_articles():
     counts = {domain: len(domain_files(domain)) for domain in utils.DOMAINS}
-    assert sum(counts.values()) >= MIN_ARTICLES_TOTAL, f"{sum(counts.values())} articles in all ({counts}), needs {MIN_ARTICLES_TOTAL}+"
+    assert sum(counts.values()) >= MIN_ARTICLES_TOTAL, (
+        f"{sum(counts.values())} articles in all ({counts}), needs {MIN_ARTICLES_TOTAL}+"
+    )
 
 
 def test_no_stray_domain_folders():
@@ -120,6 +123,7 @@ def test_no_stray_domain_folders():
 
 
 # ---------------------------------------------------------------- format
+
 
 @by_domain
 def test_files_are_clean_utf8(domain):
@@ -193,6 +197,7 @@ def test_every_article_has_aliases_that_name_only_it():
 
 # ---------------------------------------------------------------- content
 
+
 @by_domain
 def test_article_length(domain):
     problems = []
@@ -261,7 +266,9 @@ def test_topic_list_and_snapshot_agree(domain):
     not_in_corpus = [t for t in topics if t not in titles]
     not_in_params = [rel(titles[t]) + f" ({t!r})" for t in sorted(titles) if t not in topics]
     problems = [f"listed twice in params.yaml fetch.topics.{domain}: {t!r}" for t in repeated]
-    problems += [f"params.yaml fetch.topics.{domain} lists {t!r}, but no corpus/{domain} article has that title" for t in not_in_corpus]
+    problems += [
+        f"params.yaml fetch.topics.{domain} lists {t!r}, but no corpus/{domain} article has that title" for t in not_in_corpus
+    ]
     problems += [f"{f} is not listed in params.yaml fetch.topics.{domain}" for f in not_in_params]
     assert not problems, report(problems, "mismatches between the topic list and the snapshot")
 

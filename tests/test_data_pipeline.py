@@ -7,6 +7,7 @@ commands (and one error) run as real processes, started together; the many error
 run the script's own `__main__` code in this process (`run_cli`), the same code path
 without the start-up cost.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -24,8 +25,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from src import fetch, generate, split
-from src import utils
+from src import fetch, generate, split, utils
 from src.question_templates import Name, keyword_questions, looks_plural, section_questions, sentence_questions
 from src.utils import UserError
 
@@ -38,8 +38,9 @@ SCRIPT = "src/data_pipeline.py"
 def run_processes(commands: dict[str, list]) -> dict[str, subprocess.CompletedProcess]:
     """Run `python src/data_pipeline.py ARGS` for each entry as a real process, all at once."""
     procs = {
-        name: subprocess.Popen([sys.executable, SCRIPT, *map(str, args)], cwd=ROOT,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        name: subprocess.Popen(
+            [sys.executable, SCRIPT, *map(str, args)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         for name, args in commands.items()
     }
     results = {}
@@ -91,7 +92,9 @@ def write_params(path: Path, **sections) -> Path:
 def article(domain="animals", title="Tiger", lead=None, sections=(), **extra) -> dict:
     """An article record as fetch writes it."""
     record = {
-        "id": f"{domain}/{utils.slugify(title)}", "title": title, "domain": domain,
+        "id": f"{domain}/{utils.slugify(title)}",
+        "title": title,
+        "domain": domain,
         "url": f"snapshot:corpus/{domain}/{utils.slugify(title)}.md",
         "aliases": [],
         "lead": lead if lead is not None else f"The {title.lower()} is a thing. It is well known.",
@@ -179,15 +182,20 @@ def fetch_params(path: Path, snapshot: Path, topics=TOPICS, source="snapshot") -
 
 # ---------------------------------------------------------------- fetch
 
+
 @pytest.fixture(scope="module")
 def fetch_runs(tmp_path_factory):
     """Run every fetch command of the tests below at once; returns (tmp dir, results)."""
     tmp = tmp_path_factory.mktemp("fetch")
     good = make_corpus(tmp / "corpus", CORPUS)
-    broken = make_corpus(tmp / "broken", {
-        "animals/tiger.md": CORPUS["animals/tiger.md"],
-        "animals/lion.md": "Lion\n\nThe lion is a big cat. Lions live in prides.\n\n## Diet\n\nLions eat zebras. They hunt at night.\n",
-    })
+    broken = make_corpus(
+        tmp / "broken",
+        {
+            "animals/tiger.md": CORPUS["animals/tiger.md"],
+            "animals/lion.md": "Lion\n\nThe lion is a big cat. Lions live in prides.\n\n"
+            "## Diet\n\nLions eat zebras. They hunt at night.\n",
+        },
+    )
     cases = {
         "ok": fetch_params(tmp / "ok.yaml", good),
         "missing_topic": fetch_params(tmp / "missing.yaml", good, {"animals": ["Tiger", "Zebra"]}),
@@ -199,8 +207,9 @@ def fetch_runs(tmp_path_factory):
     for name in cases:
         (tmp / "out" / name).mkdir(parents=True)
     (tmp / "out" / "malformed_keeps_old" / "articles.jsonl").write_text("what the user had\n")
-    commands = {name: ["--params", params, "fetch", "--output", tmp / "out" / name / "articles.jsonl"]
-                for name, params in cases.items()}
+    commands = {
+        name: ["--params", params, "fetch", "--output", tmp / "out" / name / "articles.jsonl"] for name, params in cases.items()
+    }
     return tmp, run_all(commands)
 
 
@@ -220,25 +229,33 @@ def test_fetch_snapshot_records(fetch_runs):
     assert records[2]["lead"] == "The tiger is the largest living cat species. Tigers live in Asia."
     heart = records[1]
     # A lead wrapped over two lines is one paragraph joined with a space.
-    assert heart["lead"] == ("The heart is a muscular organ that pumps blood through the body. "
-                             "It beats about seventy times a minute. The heart has four chambers.")
+    assert heart["lead"] == (
+        "The heart is a muscular organ that pumps blood through the body. "
+        "It beats about seventy times a minute. The heart has four chambers."
+    )
     assert heart["sections"] == [
         {"heading": "Structure", "text": "The heart has two atria and two ventricles. Valves keep the blood flowing one way."},
-        {"heading": "Function", "text": "The heart pumps blood to the lungs and to the rest of the body. "
-                                        "Each beat starts with an electrical signal."},
+        {
+            "heading": "Function",
+            "text": "The heart pumps blood to the lungs and to the rest of the body. Each beat starts with an electrical signal.",
+        },
     ]
     # Paragraphs of one section are joined into its text.
-    assert records[0]["sections"][0]["text"] == ("The liver makes bile, which helps digest fats. "
-                                                 "It also stores sugar as glycogen. Liver cells break down many toxins.")
+    assert records[0]["sections"][0]["text"] == (
+        "The liver makes bile, which helps digest fats. It also stores sugar as glycogen. Liver cells break down many toxins."
+    )
     assert "4 articles" in results["ok"].stdout
 
 
-@pytest.mark.parametrize("case, fragments", [
-    ("missing_topic", ["fetch.topics", "animals/Zebra"]),
-    ("unknown_source", ["fetch.source", "dropbox"]),
-    ("unknown_domain", ["fetch.topics", "dinosaurs"]),
-    ("malformed_article", ["{tmp}/broken/animals/lion.md:1:", "# Title"]),
-])
+@pytest.mark.parametrize(
+    "case, fragments",
+    [
+        ("missing_topic", ["fetch.topics", "animals/Zebra"]),
+        ("unknown_source", ["fetch.source", "dropbox"]),
+        ("unknown_domain", ["fetch.topics", "dinosaurs"]),
+        ("malformed_article", ["{tmp}/broken/animals/lion.md:1:", "# Title"]),
+    ],
+)
 def test_fetch_errors_leave_no_output(fetch_runs, case, fragments):
     tmp, results = fetch_runs
     assert_one_line_error(results[case], *(f.format(tmp=tmp) for f in fragments))
@@ -275,8 +292,10 @@ def test_parse_snapshot_article_needs_lead_and_section(tmp_path):
 
 def test_parse_snapshot_article_reads_aliases(tmp_path):
     path = tmp_path / "mars.md"
-    path.write_text("# Mars\n\nAliases:  the Red Planet ;; planet Mars ; \n\nMars is red. Mars is cold.\n\n"
-                    "## Orbit\n\nMars orbits the Sun.\nAliases: not an alias line here.\n")
+    path.write_text(
+        "# Mars\n\nAliases:  the Red Planet ;; planet Mars ; \n\nMars is red. Mars is cold.\n\n"
+        "## Orbit\n\nMars orbits the Sun.\nAliases: not an alias line here.\n"
+    )
     record = fetch.parse_snapshot_article(path, "astronomy")
     assert record["aliases"] == ["the Red Planet", "planet Mars"]  # trimmed, empty entries dropped
     assert record["lead"] == "Mars is red. Mars is cold."  # the Aliases line is not lead text
@@ -297,14 +316,21 @@ def test_parse_snapshot_article_aliases_only_before_the_lead(tmp_path):
         fetch.parse_snapshot_article(path, "astronomy")
 
 
-@pytest.mark.parametrize("title, slug", [
-    ("Halley's Comet", "halley-s-comet"), ("Mercury (planet)", "mercury-planet"), ("PH", "ph"), ("  Red  fox ", "red-fox"),
-])
+@pytest.mark.parametrize(
+    "title, slug",
+    [
+        ("Halley's Comet", "halley-s-comet"),
+        ("Mercury (planet)", "mercury-planet"),
+        ("PH", "ph"),
+        ("  Red  fox ", "red-fox"),
+    ],
+)
 def test_slugify(title, slug):
     assert utils.slugify(title) == slug
 
 
 # ---------------------------------------------------------------- the documented commands
+
 
 @pytest.fixture(scope="module")
 def documented_runs(tmp_path_factory):
@@ -316,14 +342,36 @@ def documented_runs(tmp_path_factory):
         generate={"max_answer_words": 70, "questions_per_fact": 6, "seed": 7},
         split={"train_size": 0.5, "val_size": 0.25, "test_size": 0.25, "seed": 42},
     )
-    utils.write_jsonl(tmp / "articles.jsonl", [fetch.parse_snapshot_article(tmp / "corpus" / name, name.split("/")[0])
-                                               for name in CORPUS])
+    utils.write_jsonl(
+        tmp / "articles.jsonl", [fetch.parse_snapshot_article(tmp / "corpus" / name, name.split("/")[0]) for name in CORPUS]
+    )
     utils.write_jsonl(tmp / "qa_pairs.jsonl", qa_pairs(facts_per_domain=10))
     commands = {
         "fetch": ["--params", params, "fetch", "--output", tmp / "data/raw/articles.jsonl"],
-        "generate": ["--params", params, "generate", "--input", tmp / "articles.jsonl", "--output", tmp / "data/processed/qa_pairs.jsonl"],
-        "split": ["--params", params, "split", "--input", tmp / "qa_pairs.jsonl", "--output-dir", tmp / "data/splits",
-                  "--train-size", "0.8", "--val-size", "0.1", "--test-size", "0.1"],
+        "generate": [
+            "--params",
+            params,
+            "generate",
+            "--input",
+            tmp / "articles.jsonl",
+            "--output",
+            tmp / "data/processed/qa_pairs.jsonl",
+        ],
+        "split": [
+            "--params",
+            params,
+            "split",
+            "--input",
+            tmp / "qa_pairs.jsonl",
+            "--output-dir",
+            tmp / "data/splits",
+            "--train-size",
+            "0.8",
+            "--val-size",
+            "0.1",
+            "--test-size",
+            "0.1",
+        ],
         # An error as a real process: exit code 1 and one line on stderr, output untouched.
         "error": ["--params", params, "generate", "--input", tmp / "bad.jsonl", "--output", tmp / "keep/qa_pairs.jsonl"],
     }
@@ -370,14 +418,19 @@ def test_documented_split_command(documented_runs):
     splits = {name: utils.read_jsonl(tmp / f"data/splits/{name}.jsonl") for name in ("train", "val", "test")}
     # The flags (0.8/0.1/0.1) override params.yaml's 0.5/0.25/0.25.
     assert [len({p["fact_id"] for p in splits[n]}) for n in ("train", "val", "test")] == [48, 6, 6]
-    assert sorted(p["id"] for s in splits.values() for p in s) == sorted(p["id"] for p in utils.read_jsonl(tmp / "qa_pairs.jsonl"))
+    assert sorted(p["id"] for s in splits.values() for p in s) == sorted(
+        p["id"] for p in utils.read_jsonl(tmp / "qa_pairs.jsonl")
+    )
 
 
-@pytest.mark.parametrize("command, flags", [
-    ("fetch", ["--output", "--source"]),
-    ("generate", ["--input", "--output", "--max-answer-words"]),
-    ("split", ["--input", "--output-dir", "--train-size", "--val-size", "--test-size", "--seed"]),
-])
+@pytest.mark.parametrize(
+    "command, flags",
+    [
+        ("fetch", ["--output", "--source"]),
+        ("generate", ["--input", "--output", "--max-answer-words"]),
+        ("split", ["--input", "--output-dir", "--train-size", "--val-size", "--test-size", "--seed"]),
+    ],
+)
 def test_help(documented_runs, command, flags):
     result = documented_runs[1][f"help_{command}"]
     assert_ok(result)
@@ -388,17 +441,21 @@ def test_help(documented_runs, command, flags):
 
 # ---------------------------------------------------------------- generate
 
-@pytest.mark.parametrize("lead, title, subject", [
-    ("The heart is a muscular organ. It pumps blood.", "Heart", "the heart"),
-    ("Jupiter is the fifth planet from the Sun. It is big.", "Jupiter", "Jupiter"),
-    ("An atom is the smallest unit of an element. Atoms are tiny.", "Atom", "an atom"),
-    ("Red blood cells are the most common blood cells. They carry oxygen.", "Red blood cell", "Red blood cells"),
-    ("The Sun is the star at the centre of the Solar System.", "Sun", "the Sun"),
-    # No 'X is' at the start: the title, without its disambiguation in brackets.
-    ("Closest to the Sun, this small world has no moons at all.", "Mercury (planet)", "Mercury"),
-    # A subject of more than six words is not taken from the lead.
-    ("The largest and brightest of all the comets is famous.", "Halley's Comet (comet)", "Halley's Comet"),
-])
+
+@pytest.mark.parametrize(
+    "lead, title, subject",
+    [
+        ("The heart is a muscular organ. It pumps blood.", "Heart", "the heart"),
+        ("Jupiter is the fifth planet from the Sun. It is big.", "Jupiter", "Jupiter"),
+        ("An atom is the smallest unit of an element. Atoms are tiny.", "Atom", "an atom"),
+        ("Red blood cells are the most common blood cells. They carry oxygen.", "Red blood cell", "Red blood cells"),
+        ("The Sun is the star at the centre of the Solar System.", "Sun", "the Sun"),
+        # No 'X is' at the start: the title, without its disambiguation in brackets.
+        ("Closest to the Sun, this small world has no moons at all.", "Mercury (planet)", "Mercury"),
+        # A subject of more than six words is not taken from the lead.
+        ("The largest and brightest of all the comets is famous.", "Halley's Comet (comet)", "Halley's Comet"),
+    ],
+)
 def test_subject_of(lead, title, subject):
     assert generate.subject_of({"lead": lead, "title": title}) == subject
 
@@ -408,27 +465,38 @@ def names_of(*texts_and_plural) -> list[Name]:
 
 
 def test_names_of_lists_the_lead_name_title_and_aliases():
-    tiger = article("animals", "Tiger", "The tiger is the largest cat. It lives in Asia.",
-                    aliases=["tigers", "Panthera tigris", "The Tiger"])
+    tiger = article(
+        "animals", "Tiger", "The tiger is the largest cat. It lives in Asia.", aliases=["tigers", "Panthera tigris", "The Tiger"]
+    )
     # The title is lower-cased where the lead uses it as a common noun; a repeated name
     # (any case) is listed once; a plural alias takes plural verbs.
-    assert generate.names_of(tiger) == names_of(("the tiger", False), ("tiger", False), ("tigers", True),
-                                                     ("Panthera tigris", False))
+    assert generate.names_of(tiger) == names_of(
+        ("the tiger", False), ("tiger", False), ("tigers", True), ("Panthera tigris", False)
+    )
     mars = article("astronomy", "Mars", "Mars is the fourth planet. Mars is red.", aliases=["the Red Planet"])
     assert generate.names_of(mars) == names_of(("Mars", False), ("the Red Planet", False))
     # Wikipedia records have no aliases.
-    assert generate.names_of(article("animals", "Koala", "The koala is a marsupial. It eats leaves.")) == \
-        names_of(("the koala", False), ("koala", False))
+    assert generate.names_of(article("animals", "Koala", "The koala is a marsupial. It eats leaves.")) == names_of(
+        ("the koala", False), ("koala", False)
+    )
 
 
-@pytest.mark.parametrize("alias, title, plural", [
-    ("tigers", "Tiger", True), ("koalas", "Koala", True), ("red foxes", "Red fox", True),
-    ("Panthera tigris", "Tiger", False),  # -is
-    ("Phascolarctos cinereus", "Koala", False),  # -us
-    ("the Red Planet", "Mars", False), ("Himalayas", "Himalayas", False),  # the title itself ends in -s
-    ("the Alps", "Alps", False), ("glass", "Glass", False), ("planet Mars", "Mars", False),
-    ("suns", "Sun (star)", True),  # the bracketed part of a title is ignored
-])
+@pytest.mark.parametrize(
+    "alias, title, plural",
+    [
+        ("tigers", "Tiger", True),
+        ("koalas", "Koala", True),
+        ("red foxes", "Red fox", True),
+        ("Panthera tigris", "Tiger", False),  # -is
+        ("Phascolarctos cinereus", "Koala", False),  # -us
+        ("the Red Planet", "Mars", False),
+        ("Himalayas", "Himalayas", False),  # the title itself ends in -s
+        ("the Alps", "Alps", False),
+        ("glass", "Glass", False),
+        ("planet Mars", "Mars", False),
+        ("suns", "Sun (star)", True),  # the bracketed part of a title is ignored
+    ],
+)
 def test_looks_plural(alias, title, plural):
     assert looks_plural(alias, title) is plural
 
@@ -437,8 +505,10 @@ def test_name_fill_agrees_with_the_name():
     assert Name("the tiger").fill("What {does} {s} eat?") == "What does the tiger eat?"
     assert Name("tigers", plural=True).fill("What {does} {s} eat?") == "What do tigers eat?"
     assert Name("tigers", plural=True).fill("{Is} {s} endangered?") == "Are tigers endangered?"
-    assert Name("tigers", plural=True).fill("How many young {does} {s} have? {has} {was}") == \
-        "How many young do tigers have? have were"
+    assert (
+        Name("tigers", plural=True).fill("How many young {does} {s} have? {has} {was}")
+        == "How many young do tigers have? have were"
+    )
     assert Name("the tiger").fill("{S}: deer?") == "The tiger: deer?"  # first letter capitalised only
 
 
@@ -456,39 +526,86 @@ def test_section_questions_use_every_name():
     assert section_questions("animals", "Lead", names)[0] == "What is the tiger?"
 
 
-@pytest.mark.parametrize("sentence, names, domain, kind, expected", [
-    ("The tiger is the largest living cat species.", [("the tiger", False), ("tigers", True)], "animals", "cat",
-     ["What is the largest living cat species?", "Which cat is the largest living cat species?"]),
-    ("Jupiter is the largest planet in the Solar System.", [("Jupiter", False)], "astronomy", "planet",
-     ["What is the largest planet in the Solar System?", "Which planet is the largest planet in the Solar System?"]),
-    ("Mount Everest is 8,849 metres high.", [("Mount Everest", False)], "geography", "mountain",
-     ["How tall is Mount Everest?"]),
-    ("The Alps are 1,200 kilometres long.", [("the Alps", False), ("Alpine peaks", True)], "geography", "range",
-     ["How long is the Alps?", "How long are Alpine peaks?"]),
-    ("Jupiter has 95 known moons.", [("Jupiter", False), ("the gas giant", False)], "astronomy", "planet",
-     ["How many moons does Jupiter have?", "How many moons does the gas giant have?"]),
-    ("Oxygen was discovered by Carl Scheele in 1771.", [("oxygen", False), ("O2", False), ("dioxygen", False)],
-     "chemistry", "element",  # a discovery is asked with the first two names only
-     ["When was oxygen discovered?", "When was O2 discovered?", "Who discovered oxygen?", "Who discovered O2?"]),
-    ("The pancreas makes insulin and other hormones.", [("the pancreas", False)], "anatomy", "organ",
-     ["Which organ makes insulin?", "What makes insulin?", "Which part of the body makes insulin?"]),
-    # The inverse question needs the sentence to be about the subject.
-    ("The liver makes bile.", [("the kidney", False)], "anatomy", "organ", []),
-    ("Tigers are striped.", [("the tiger", False)], "animals", "cat", []),
-])
+@pytest.mark.parametrize(
+    "sentence, names, domain, kind, expected",
+    [
+        (
+            "The tiger is the largest living cat species.",
+            [("the tiger", False), ("tigers", True)],
+            "animals",
+            "cat",
+            ["What is the largest living cat species?", "Which cat is the largest living cat species?"],
+        ),
+        (
+            "Jupiter is the largest planet in the Solar System.",
+            [("Jupiter", False)],
+            "astronomy",
+            "planet",
+            ["What is the largest planet in the Solar System?", "Which planet is the largest planet in the Solar System?"],
+        ),
+        (
+            "Mount Everest is 8,849 metres high.",
+            [("Mount Everest", False)],
+            "geography",
+            "mountain",
+            ["How tall is Mount Everest?"],
+        ),
+        (
+            "The Alps are 1,200 kilometres long.",
+            [("the Alps", False), ("Alpine peaks", True)],
+            "geography",
+            "range",
+            ["How long is the Alps?", "How long are Alpine peaks?"],
+        ),
+        (
+            "Jupiter has 95 known moons.",
+            [("Jupiter", False), ("the gas giant", False)],
+            "astronomy",
+            "planet",
+            ["How many moons does Jupiter have?", "How many moons does the gas giant have?"],
+        ),
+        (
+            "Oxygen was discovered by Carl Scheele in 1771.",
+            [("oxygen", False), ("O2", False), ("dioxygen", False)],
+            "chemistry",
+            "element",  # a discovery is asked with the first two names only
+            ["When was oxygen discovered?", "When was O2 discovered?", "Who discovered oxygen?", "Who discovered O2?"],
+        ),
+        (
+            "The pancreas makes insulin and other hormones.",
+            [("the pancreas", False)],
+            "anatomy",
+            "organ",
+            ["Which organ makes insulin?", "What makes insulin?", "Which part of the body makes insulin?"],
+        ),
+        # The inverse question needs the sentence to be about the subject.
+        ("The liver makes bile.", [("the kidney", False)], "anatomy", "organ", []),
+        ("Tigers are striped.", [("the tiger", False)], "animals", "cat", []),
+    ],
+)
 def test_sentence_questions(sentence, names, domain, kind, expected):
     assert sentence_questions(sentence, names_of(*names), domain, kind) == expected
 
 
 def test_keyword_questions_ask_about_the_rarest_words():
     frequency = {"tigers": 9, "hunt": 5, "deer": 2, "wild": 3, "boar": 1, "night": 4}
-    questions = keyword_questions("Tigers mainly hunt deer and wild boar at night.",
-                                  names_of(("the tiger", False), ("tigers", True), ("Panthera tigris", False)), frequency)
+    questions = keyword_questions(
+        "Tigers mainly hunt deer and wild boar at night.",
+        names_of(("the tiger", False), ("tigers", True), ("Panthera tigris", False)),
+        frequency,
+    )
     # The three rarest words that are not stop words ('mainly' is one), with the first two names.
-    assert questions[:6] == ["Tell me about boar and the tiger.", "Tell me about boar and tigers.",
-                             "What about the tiger and boar?", "What about tigers and boar?", "The tiger: boar?", "Tigers: boar?"]
-    assert {kw for kw in ("boar", "deer", "wild", "night", "hunt", "tigers", "mainly") if any(f" {kw}?" in q for q in questions)} \
-        == {"boar", "deer", "wild"}
+    assert questions[:6] == [
+        "Tell me about boar and the tiger.",
+        "Tell me about boar and tigers.",
+        "What about the tiger and boar?",
+        "What about tigers and boar?",
+        "The tiger: boar?",
+        "Tigers: boar?",
+    ]
+    assert {
+        kw for kw in ("boar", "deer", "wild", "night", "hunt", "tigers", "mainly") if any(f" {kw}?" in q for q in questions)
+    } == {"boar", "deer", "wild"}
     assert len(questions) == 18 and not any("Panthera" in q for q in questions)
     assert keyword_questions("The cat sat on a mat.", names_of(("the cat", False)), {}) == []  # no word of 4+ letters
 
@@ -498,9 +615,18 @@ def test_keyword_questions_ask_about_the_rarest_words():
 SIX_WORDS = [f"Sentence number {n} has six words." for n in range(1, 8)]
 
 
-@pytest.mark.parametrize("max_words, sizes", [
-    (70, [4, 3]), (24, [4, 3]), (23, [3, 2, 2]), (18, [3, 2, 2]), (17, [2, 2, 2, 1]), (12, [2, 2, 2, 1]), (11, [1] * 7),
-])
+@pytest.mark.parametrize(
+    "max_words, sizes",
+    [
+        (70, [4, 3]),
+        (24, [4, 3]),
+        (23, [3, 2, 2]),
+        (18, [3, 2, 2]),
+        (17, [2, 2, 2, 1]),
+        (12, [2, 2, 2, 1]),
+        (11, [1] * 7),
+    ],
+)
 def test_cut_passages_fewest_even_runs(max_words, sizes):
     runs = generate.cut_passages(SIX_WORDS, max_words)
     assert sorted(len(r) for r in runs) == sorted(sizes)  # which run is the short one is a tie
@@ -519,9 +645,11 @@ def test_cut_passages_edge_cases():
 
 
 WORD = st.sampled_from(["tigers", "eat", "deer", "the", "liver", "makes", "bile", "at", "night", "5.2", "km"])
-SENTENCE = st.builds(lambda first, rest: " ".join([first] + rest) + ".",
-                     st.sampled_from(["Tigers", "The", "Bile", "It", "They", "Deer", "Water"]),
-                     st.lists(WORD, max_size=14))
+SENTENCE = st.builds(
+    lambda first, rest: " ".join([first] + rest) + ".",
+    st.sampled_from(["Tigers", "The", "Bile", "It", "They", "Deer", "Water"]),
+    st.lists(WORD, max_size=14),
+)
 
 
 def n_words(sentences: list[str]) -> int:
@@ -560,12 +688,22 @@ def test_cut_passages_equal_sentences_fewest_and_even(n, width, max_words):
 
 
 def test_passages_of_labels_parts_of_a_section():
-    art = article("animals", "Tiger", "The tiger is a cat. It is big.",
-                  [("Diet", " ".join(SIX_WORDS)), ("Habitat", "Tigers live in Asia. Tigers swim well.")])
+    art = article(
+        "animals",
+        "Tiger",
+        "The tiger is a cat. It is big.",
+        [("Diet", " ".join(SIX_WORDS)), ("Habitat", "Tigers live in Asia. Tigers swim well.")],
+    )
     passages = generate.passages_of(art, 17)
     assert [p["section"] for p in passages] == ["Lead", "Diet", "Diet, part 2", "Diet, part 3", "Diet, part 4", "Habitat"]
-    assert [p["id"] for p in passages] == ["animals/tiger#lead", "animals/tiger#diet", "animals/tiger#diet-part-2",
-                                           "animals/tiger#diet-part-3", "animals/tiger#diet-part-4", "animals/tiger#habitat"]
+    assert [p["id"] for p in passages] == [
+        "animals/tiger#lead",
+        "animals/tiger#diet",
+        "animals/tiger#diet-part-2",
+        "animals/tiger#diet-part-3",
+        "animals/tiger#diet-part-4",
+        "animals/tiger#habitat",
+    ]
     assert [p["heading"] for p in passages] == ["Lead", "Diet", "Diet", "Diet", "Diet", "Habitat"]
     for p in passages:
         assert p["text"] == " ".join(p["sentences"]) and len(p["text"].split()) <= 17
@@ -575,16 +713,19 @@ def test_passages_of_labels_parts_of_a_section():
     assert passages[0]["text"] == "The tiger is a cat. It is big."
 
 
-@pytest.mark.parametrize("first_sentence, section, heading, reason", [
-    ("It lives in forests.", "Habitat", "Habitat", "dangling_pronoun"),
-    ("Its fur is orange.", "Habitat", "Habitat", "dangling_pronoun"),
-    ("It's striped.", "Habitat", "Habitat", "dangling_pronoun"),
-    ("Such cats are rare.", "Habitat", "Habitat", "dangling_pronoun"),
-    ("\"They\" hunt at night.", "Habitat", "Habitat", "dangling_pronoun"),
-    ("Italy has no tigers.", "Habitat", "Habitat", "kept"),  # 'it' only as a whole word
-    ("Tigers live in Asia.", "Habitat", "Habitat", "kept"),
-    ("They live in Asia.", "Habitat, part 2", "Habitat", "dangling_pronoun"),
-])
+@pytest.mark.parametrize(
+    "first_sentence, section, heading, reason",
+    [
+        ("It lives in forests.", "Habitat", "Habitat", "dangling_pronoun"),
+        ("Its fur is orange.", "Habitat", "Habitat", "dangling_pronoun"),
+        ("It's striped.", "Habitat", "Habitat", "dangling_pronoun"),
+        ("Such cats are rare.", "Habitat", "Habitat", "dangling_pronoun"),
+        ('"They" hunt at night.', "Habitat", "Habitat", "dangling_pronoun"),
+        ("Italy has no tigers.", "Habitat", "Habitat", "kept"),  # 'it' only as a whole word
+        ("Tigers live in Asia.", "Habitat", "Habitat", "kept"),
+        ("They live in Asia.", "Habitat, part 2", "Habitat", "dangling_pronoun"),
+    ],
+)
 def test_standalone(first_sentence, section, heading, reason):
     passage = {"sentences": [first_sentence, "Tigers swim well."], "section": section, "heading": heading}
     assert generate.standalone(passage) == reason
@@ -604,20 +745,40 @@ def questions_of(pairs, fact_id) -> set[str]:
 
 def test_questions_follow_domain_and_section():
     articles = [
-        article("animals", "Tiger", "The tiger is the largest cat. It lives in Asia.",
-                [("Diet", "Tigers hunt deer. A tiger kills with a bite.")]),
-        article("anatomy", "Liver", "The liver is an organ. It makes bile.",
-                [("Function", "The liver cleans the blood. The liver stores sugar."),
-                 ("Location", "The liver lies below the diaphragm. Ribs protect it.")]),
-        article("astronomy", "Jupiter", "Jupiter is the fifth planet from the Sun. Jupiter is a gas giant.",
-                [("Orbit", "Jupiter orbits the Sun every twelve years. Its orbit is nearly circular.")]),
-        article("geography", "Japan", "Japan is an island country in East Asia. Japan has many volcanoes.",
-                [("Location", "Japan lies in the Pacific Ocean. Japan is east of Korea.")]),
+        article(
+            "animals",
+            "Tiger",
+            "The tiger is the largest cat. It lives in Asia.",
+            [("Diet", "Tigers hunt deer. A tiger kills with a bite.")],
+        ),
+        article(
+            "anatomy",
+            "Liver",
+            "The liver is an organ. It makes bile.",
+            [
+                ("Function", "The liver cleans the blood. The liver stores sugar."),
+                ("Location", "The liver lies below the diaphragm. Ribs protect it."),
+            ],
+        ),
+        article(
+            "astronomy",
+            "Jupiter",
+            "Jupiter is the fifth planet from the Sun. Jupiter is a gas giant.",
+            [("Orbit", "Jupiter orbits the Sun every twelve years. Its orbit is nearly circular.")],
+        ),
+        article(
+            "geography",
+            "Japan",
+            "Japan is an island country in East Asia. Japan has many volcanoes.",
+            [("Location", "Japan lies in the Pacific Ocean. Japan is east of Korea.")],
+        ),
     ]
     pairs, passages, _ = generate.generate_pairs(articles, max_words=70, per_fact=ALL, seed=7)
     assert "What does the tiger eat?" in questions_of(pairs, "animals/tiger#diet")
     assert "What does the liver do?" in questions_of(pairs, "anatomy/liver#function")
-    assert {"What is Jupiter?", "Tell me about Jupiter.", "What do you know about Jupiter?"} <= questions_of(pairs, "astronomy/jupiter#lead")
+    assert {"What is Jupiter?", "Tell me about Jupiter.", "What do you know about Jupiter?"} <= questions_of(
+        pairs, "astronomy/jupiter#lead"
+    )
     assert "What is the orbit of Jupiter like?" in questions_of(pairs, "astronomy/jupiter#orbit")
     assert "What is the tiger?" in questions_of(pairs, "animals/tiger#lead")
     assert "What is the largest cat?" in questions_of(pairs, "animals/tiger#lead")  # from the lead's superlative
@@ -630,33 +791,55 @@ def test_questions_follow_domain_and_section():
     by_fact = {p["fact_id"]: p for p in pairs}
     assert by_fact["animals/tiger#diet"]["answer"] == "Tigers hunt deer. A tiger kills with a bite."
     assert by_fact["animals/tiger#diet"]["section"] == "Diet" and by_fact["animals/tiger#lead"]["section"] == "Lead"
-    assert [p["id"] for p in passages] == ["animals/tiger#lead", "animals/tiger#diet", "anatomy/liver#lead",
-                                           "anatomy/liver#function", "anatomy/liver#location", "astronomy/jupiter#lead",
-                                           "astronomy/jupiter#orbit", "geography/japan#lead", "geography/japan#location"]
+    assert [p["id"] for p in passages] == [
+        "animals/tiger#lead",
+        "animals/tiger#diet",
+        "anatomy/liver#lead",
+        "anatomy/liver#function",
+        "anatomy/liver#location",
+        "astronomy/jupiter#lead",
+        "astronomy/jupiter#orbit",
+        "geography/japan#lead",
+        "geography/japan#location",
+    ]
 
 
 def test_aliases_are_asked_with_agreeing_verbs():
-    tiger = article("animals", "Tiger", "The tiger is the largest cat. The tiger lives in Asia.",
-                    [("Diet", "Tigers hunt deer and wild boar. A tiger kills with a bite to the neck."),
-                     ("Behaviour", "Tigers live alone. Tigers mark their territory.")],
-                    aliases=["tigers", "Panthera tigris"])
+    tiger = article(
+        "animals",
+        "Tiger",
+        "The tiger is the largest cat. The tiger lives in Asia.",
+        [
+            ("Diet", "Tigers hunt deer and wild boar. A tiger kills with a bite to the neck."),
+            ("Behaviour", "Tigers live alone. Tigers mark their territory."),
+        ],
+        aliases=["tigers", "Panthera tigris"],
+    )
     pairs, _, _ = generate.generate_pairs([tiger], max_words=70, per_fact=ALL, seed=7)
     diet = questions_of(pairs, "animals/tiger#diet")
-    assert {"What do tigers eat?", "What food do tigers eat?", "What does Panthera tigris eat?", "What does the tiger eat?"} <= diet
+    assert {
+        "What do tigers eat?",
+        "What food do tigers eat?",
+        "What does Panthera tigris eat?",
+        "What does the tiger eat?",
+    } <= diet
     assert "What food does tigers eat?" not in diet and "What food do Panthera tigris eat?" not in diet
     assert "Do tigers live in groups?" in questions_of(pairs, "animals/tiger#behaviour")
     assert {"What are tigers?", "What is Panthera tigris?"} <= questions_of(pairs, "animals/tiger#lead")
     # Without the aliases, none of these are asked.
     pairs, _, _ = generate.generate_pairs([tiger | {"aliases": []}], max_words=70, per_fact=ALL, seed=7)
-    assert not {"What do tigers eat?", "What does Panthera tigris eat?", "Do tigers live in groups?", "What are tigers?"} \
-        & {p["question"] for p in pairs}
+    assert not {"What do tigers eat?", "What does Panthera tigris eat?", "Do tigers live in groups?", "What are tigers?"} & {
+        p["question"] for p in pairs
+    }
     assert not any("Panthera" in p["question"] for p in pairs)
 
 
 def test_only_a_sections_first_passage_gets_its_phrasings():
-    diet = ("Tigers hunt deer near forest streams. Wild boar are another common prey. Tigers sometimes catch fish "
-            "in rivers. Young tigers learn hunting from mothers. Adult tigers eat forty kilograms nightly. Leftover "
-            "meat gets hidden under leaves. Tigers rarely attack healthy adult elephants.")  # 7 sentences of 6 words
+    diet = (
+        "Tigers hunt deer near forest streams. Wild boar are another common prey. Tigers sometimes catch fish "
+        "in rivers. Young tigers learn hunting from mothers. Adult tigers eat forty kilograms nightly. Leftover "
+        "meat gets hidden under leaves. Tigers rarely attack healthy adult elephants."
+    )  # 7 sentences of 6 words
     art = article("animals", "Tiger", "The tiger is a cat. The tiger is big.", [("Diet", diet)])
     pairs, passages, _ = generate.generate_pairs([art], max_words=17, per_fact=ALL, seed=7)
     names = generate.names_of(art)
@@ -677,8 +860,7 @@ def test_only_a_sections_first_passage_gets_its_phrasings():
 
 
 def corpus_articles(tmp_path) -> list[dict]:
-    return [fetch.parse_snapshot_article(path, path.parent.name)
-            for path in sorted(make_corpus(tmp_path, CORPUS).rglob("*.md"))]
+    return [fetch.parse_snapshot_article(path, path.parent.name) for path in sorted(make_corpus(tmp_path, CORPUS).rglob("*.md"))]
 
 
 def test_pairs_of_a_fact_share_its_passage(tmp_path):
@@ -693,7 +875,9 @@ def test_pairs_of_a_fact_share_its_passage(tmp_path):
         same = [p for p in pairs if p["fact_id"] == fact_id]
         passage = by_id[fact_id]
         assert {p["answer"] for p in same} == {passage["text"]}
-        assert {(p["title"], p["section"], p["domain"]) for p in same} == {(passage["title"], passage["section"], passage["domain"])}
+        assert {(p["title"], p["section"], p["domain"]) for p in same} == {
+            (passage["title"], passage["section"], passage["domain"])
+        }
         assert [p["id"] for p in same] == [f"{fact_id}/{n}" for n in range(3)]
     # Some section was cut into parts at 20 words, and its parts are facts of their own.
     assert any(", part 2" in p["section"] for p in pairs)
@@ -727,10 +911,18 @@ def test_an_earlier_passage_keeps_a_shared_question():
     """Two articles with the same subject ('the tiger'): the first keeps each question, the
     second skips it, and every skipped candidate is counted."""
     articles = [
-        article("animals", "Tiger", "The tiger is the largest cat. The tiger has a striped coat.",
-                [("Diet", "Tigers hunt deer and wild boar. Tigers kill with a bite to the neck.")]),
-        article("animals", "Bengal tiger", "The tiger is a big cat of India. Many live in national parks.",
-                [("Diet", "Bengal tigers eat deer. Bengal tigers also eat buffalo.")]),
+        article(
+            "animals",
+            "Tiger",
+            "The tiger is the largest cat. The tiger has a striped coat.",
+            [("Diet", "Tigers hunt deer and wild boar. Tigers kill with a bite to the neck.")],
+        ),
+        article(
+            "animals",
+            "Bengal tiger",
+            "The tiger is a big cat of India. Many live in national parks.",
+            [("Diet", "Bengal tigers eat deer. Bengal tigers also eat buffalo.")],
+        ),
     ]
     pairs, passages, summary = generate.generate_pairs(articles, max_words=70, per_fact=ALL, seed=7)
     tiger_eat = [p for p in pairs if p["question"] == "What does the tiger eat?"]
@@ -753,23 +945,41 @@ def test_an_earlier_passage_keeps_a_shared_question():
 @pytest.fixture(scope="module")
 def generate_runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("generate")
-    long_text = ("Tigers raise their cubs in dense cover far from other adult tigers for many months. "
-                 "The mother leaves the cubs hidden while she hunts and returns to feed them after dark.")
+    long_text = (
+        "Tigers raise their cubs in dense cover far from other adult tigers for many months. "
+        "The mother leaves the cubs hidden while she hunts and returns to feed them after dark."
+    )
     articles = [
-        article("animals", "Tiger", "The tiger is the largest cat. It has a striped coat. Tigers live in Asia.", [
-            ("Diet", "Tigers hunt deer and wild boar. They kill with a bite to the neck."),
-            ("Habitat", "It lives in forests and swamps. Tigers also swim well."),      # dangling_pronoun
-            ("Behaviour", "Tigers live alone."),                                       # too_few_sentences
-            ("History", "The cat ran. A dog sat."),                                    # no_question
-            ("Reproduction", long_text),  # 2 passages at 30 words: a 1-sentence first (too_few_sentences), part 2 kept
-        ], aliases=["tigers"]),
+        article(
+            "animals",
+            "Tiger",
+            "The tiger is the largest cat. It has a striped coat. Tigers live in Asia.",
+            [
+                ("Diet", "Tigers hunt deer and wild boar. They kill with a bite to the neck."),
+                ("Habitat", "It lives in forests and swamps. Tigers also swim well."),  # dangling_pronoun
+                ("Behaviour", "Tigers live alone."),  # too_few_sentences
+                ("History", "The cat ran. A dog sat."),  # no_question
+                ("Reproduction", long_text),  # 2 passages at 30 words: a 1-sentence first (too_few_sentences), part 2 kept
+            ],
+            aliases=["tigers"],
+        ),
         # Same subject ('the tiger'): its lead and Diet questions repeat the first article's.
-        article("animals", "Bengal tiger", "The tiger is a big cat of India. Many live in national parks.", [
-            ("Diet", "Bengal tigers eat deer. Bengal tigers also eat buffalo."),
-        ]),
-        article("anatomy", "Liver", "The liver is an organ in the abdomen. The liver cleans the blood.", [
-            ("Function", "The liver makes bile. The liver also stores sugar."),
-        ]),
+        article(
+            "animals",
+            "Bengal tiger",
+            "The tiger is a big cat of India. Many live in national parks.",
+            [
+                ("Diet", "Bengal tigers eat deer. Bengal tigers also eat buffalo."),
+            ],
+        ),
+        article(
+            "anatomy",
+            "Liver",
+            "The liver is an organ in the abdomen. The liver cleans the blood.",
+            [
+                ("Function", "The liver makes bile. The liver also stores sugar."),
+            ],
+        ),
     ]
     utils.write_jsonl(tmp / "articles.jsonl", articles)
     params = write_params(tmp / "params.yaml", generate={"max_answer_words": 30, "questions_per_fact": 3, "seed": 7})
@@ -788,15 +998,40 @@ def generate_runs(tmp_path_factory):
         "bad_json_keeps_old": good + "\n" + "not json\n",
     }
     commands = {
-        "ok": ["--params", params, "generate", "--input", tmp / "articles.jsonl", "--output", tmp / "out" / "ok" / "qa_pairs.jsonl"],
+        "ok": [
+            "--params",
+            params,
+            "generate",
+            "--input",
+            tmp / "articles.jsonl",
+            "--output",
+            tmp / "out" / "ok" / "qa_pairs.jsonl",
+        ],
         # --max-answer-words overrides params.yaml's 30.
-        "flag": ["--params", params, "generate", "--input", tmp / "articles.jsonl", "--output", tmp / "out" / "flag" / "qa_pairs.jsonl",
-                 "--max-answer-words", "12"],
+        "flag": [
+            "--params",
+            params,
+            "generate",
+            "--input",
+            tmp / "articles.jsonl",
+            "--output",
+            tmp / "out" / "flag" / "qa_pairs.jsonl",
+            "--max-answer-words",
+            "12",
+        ],
     }
     for name, text in bad_inputs.items():
         (tmp / f"{name}.jsonl").write_text(text, encoding="utf-8")
         (tmp / "out" / name).mkdir(parents=True)
-        commands[name] = ["--params", params, "generate", "--input", tmp / f"{name}.jsonl", "--output", tmp / "out" / name / "qa_pairs.jsonl"]
+        commands[name] = [
+            "--params",
+            params,
+            "generate",
+            "--input",
+            tmp / f"{name}.jsonl",
+            "--output",
+            tmp / "out" / name / "qa_pairs.jsonl",
+        ]
     (tmp / "out" / "bad_json_keeps_old" / "qa_pairs.jsonl").write_text("old pairs\n")
     (tmp / "out" / "bad_json_keeps_old" / "passages.jsonl").write_text("old passages\n")
     (tmp / "out" / "bad_json_keeps_old" / "generate_summary.json").write_text("{}\n")
@@ -805,8 +1040,15 @@ def generate_runs(tmp_path_factory):
         values = {"max_answer_words": 30, "questions_per_fact": 3, "seed": 7}
         del values[key]
         (tmp / "out" / f"no_{key}").mkdir(parents=True)
-        commands[f"no_{key}"] = ["--params", write_params(tmp / f"no_{key}.yaml", generate=values), "generate",
-                                 "--input", tmp / "articles.jsonl", "--output", tmp / "out" / f"no_{key}" / "qa_pairs.jsonl"]
+        commands[f"no_{key}"] = [
+            "--params",
+            write_params(tmp / f"no_{key}.yaml", generate=values),
+            "generate",
+            "--input",
+            tmp / "articles.jsonl",
+            "--output",
+            tmp / "out" / f"no_{key}" / "qa_pairs.jsonl",
+        ]
     return tmp, run_all(commands)
 
 
@@ -819,17 +1061,37 @@ def test_generate_writes_pairs_passages_and_summary(generate_runs):
     summary = json.loads((out / "generate_summary.json").read_text())
     # Every passage is listed, kept or not, in article order.
     assert [p["id"] for p in passages] == [
-        "animals/tiger#lead", "animals/tiger#diet", "animals/tiger#habitat", "animals/tiger#behaviour", "animals/tiger#history",
-        "animals/tiger#reproduction", "animals/tiger#reproduction-part-2",
-        "animals/bengal-tiger#lead", "animals/bengal-tiger#diet", "anatomy/liver#lead", "anatomy/liver#function",
+        "animals/tiger#lead",
+        "animals/tiger#diet",
+        "animals/tiger#habitat",
+        "animals/tiger#behaviour",
+        "animals/tiger#history",
+        "animals/tiger#reproduction",
+        "animals/tiger#reproduction-part-2",
+        "animals/bengal-tiger#lead",
+        "animals/bengal-tiger#diet",
+        "anatomy/liver#lead",
+        "anatomy/liver#function",
     ]
     assert [p["section"] for p in passages][5:7] == ["Reproduction", "Reproduction, part 2"]
-    kept = ["anatomy/liver#function", "anatomy/liver#lead", "animals/bengal-tiger#diet", "animals/bengal-tiger#lead",
-            "animals/tiger#diet", "animals/tiger#lead", "animals/tiger#reproduction-part-2"]
+    kept = [
+        "anatomy/liver#function",
+        "anatomy/liver#lead",
+        "animals/bengal-tiger#diet",
+        "animals/bengal-tiger#lead",
+        "animals/tiger#diet",
+        "animals/tiger#lead",
+        "animals/tiger#reproduction-part-2",
+    ]
     assert sorted({p["fact_id"] for p in pairs}) == kept
     assert summary == {
-        "dangling_pronoun": 1, "duplicate_question": summary["duplicate_question"], "kept": 7, "no_question": 1,
-        "pairs": 21, "passages": 11, "too_few_sentences": 2,
+        "dangling_pronoun": 1,
+        "duplicate_question": summary["duplicate_question"],
+        "kept": 7,
+        "no_question": 1,
+        "pairs": 21,
+        "passages": 11,
+        "too_few_sentences": 2,
     }
     assert summary["duplicate_question"] > 0  # the Bengal tiger's 'the tiger' questions
     assert len(pairs) == 21 and set(Counter(p["fact_id"] for p in pairs).values()) == {3}  # questions_per_fact
@@ -851,15 +1113,18 @@ def test_generate_max_answer_words_flag(generate_runs):
     assert any(len(p["text"].split()) > 12 for p in ok_passages)
 
 
-@pytest.mark.parametrize("case, line, fragments", [
-    ("bad_json", 2, ["invalid JSON"]),
-    ("missing_key", 2, ["'lead'"]),
-    ("wrong_type", 1, ["'sections'"]),
-    ("unknown_domain", 3, ["dinosaurs"]),
-    ("bad_section", 1, ["'heading'", "'text'"]),
-    ("missing_aliases", 2, ["missing key 'aliases'"]),
-    ("bad_aliases", 1, ["'aliases' must be list"]),
-])
+@pytest.mark.parametrize(
+    "case, line, fragments",
+    [
+        ("bad_json", 2, ["invalid JSON"]),
+        ("missing_key", 2, ["'lead'"]),
+        ("wrong_type", 1, ["'sections'"]),
+        ("unknown_domain", 3, ["dinosaurs"]),
+        ("bad_section", 1, ["'heading'", "'text'"]),
+        ("missing_aliases", 2, ["missing key 'aliases'"]),
+        ("bad_aliases", 1, ["'aliases' must be list"]),
+    ],
+)
 def test_generate_errors_leave_no_output(generate_runs, case, line, fragments):
     tmp, results = generate_runs
     assert_one_line_error(results[case], f"{tmp / f'{case}.jsonl'}:{line}:", *fragments)
@@ -893,15 +1158,24 @@ def test_record_errors_count_blank_lines(tmp_path):
 
 # ---------------------------------------------------------------- split
 
+
 def qa_pairs(facts_per_domain: int, domains=utils.DOMAINS, paraphrases: int = 3) -> list[dict]:
     pairs = []
     for domain in domains:
         for n in range(facts_per_domain):
             fact_id = f"{domain}/topic-{n}#lead"
             for k in range(paraphrases):
-                pairs.append({"id": f"{fact_id}/{k}", "fact_id": fact_id, "domain": domain, "title": f"Topic {n}",
-                              "section": "Lead", "question": f"Question {k} about {domain} {n}?",
-                              "answer": f"Topic {n} is a {domain} topic. It has facts."})
+                pairs.append(
+                    {
+                        "id": f"{fact_id}/{k}",
+                        "fact_id": fact_id,
+                        "domain": domain,
+                        "title": f"Topic {n}",
+                        "section": "Lead",
+                        "question": f"Question {k} about {domain} {n}?",
+                        "answer": f"Topic {n} is a {domain} topic. It has facts.",
+                    }
+                )
     return pairs
 
 
@@ -923,9 +1197,14 @@ def test_split_keeps_facts_together_and_stratifies():
         assert per_domain == {d: expected for d in utils.DOMAINS}, (name, per_domain)
 
 
-@pytest.mark.parametrize("facts_per_domain, sizes", [(10, {"train_size": 0.6, "val_size": 0.2, "test_size": 0.2}),
-                                                     (20, {"train_size": 0.7, "val_size": 0.2, "test_size": 0.1}),
-                                                     (37, SIZES)])
+@pytest.mark.parametrize(
+    "facts_per_domain, sizes",
+    [
+        (10, {"train_size": 0.6, "val_size": 0.2, "test_size": 0.2}),
+        (20, {"train_size": 0.7, "val_size": 0.2, "test_size": 0.1}),
+        (37, SIZES),
+    ],
+)
 def test_split_sizes_roughly_respected(facts_per_domain, sizes):
     splits = split.split_pairs(qa_pairs(facts_per_domain), sizes, seed=3)
     total = facts_per_domain * len(utils.DOMAINS)
@@ -968,17 +1247,22 @@ def split_runs(tmp_path_factory):
     }
     (tmp / "out" / "keeps_old").mkdir(parents=True)
     (tmp / "out" / "keeps_old" / "train.jsonl").write_text("old train\n")
-    commands = {name: ["--params", p, "split", "--input", tmp / "qa.jsonl", "--output-dir", tmp / "out" / name, *flags]
-                for name, (p, flags) in cases.items()}
+    commands = {
+        name: ["--params", p, "split", "--input", tmp / "qa.jsonl", "--output-dir", tmp / "out" / name, *flags]
+        for name, (p, flags) in cases.items()
+    }
     return tmp, run_all(commands)
 
 
-@pytest.mark.parametrize("case, fragments", [
-    ("sum_not_one", ["must be 1", "0.9"]),
-    ("zero_size", ["test_size", "between 0 and 1"]),
-    ("negative_size", ["val_size", "-0.1"]),
-    ("bad_params", ["must be 1", "1.2"]),
-])
+@pytest.mark.parametrize(
+    "case, fragments",
+    [
+        ("sum_not_one", ["must be 1", "0.9"]),
+        ("zero_size", ["test_size", "between 0 and 1"]),
+        ("negative_size", ["val_size", "-0.1"]),
+        ("bad_params", ["must be 1", "1.2"]),
+    ],
+)
 def test_split_bad_sizes(split_runs, case, fragments):
     tmp, results = split_runs
     assert_one_line_error(results[case], *fragments)
@@ -994,6 +1278,7 @@ def test_split_error_keeps_existing_output(split_runs):
 
 
 # ---------------------------------------------------------------- utils
+
 
 def test_read_jsonl_names_file_and_line(tmp_path):
     path = tmp_path / "data.jsonl"
@@ -1016,17 +1301,15 @@ def test_write_then_read_jsonl_round_trips(tmp_path):
 
 def test_atomic_path_leaves_nothing_when_the_block_raises(tmp_path):
     target = tmp_path / "out.jsonl"
-    with pytest.raises(RuntimeError):
-        with utils.atomic_path(target) as tmp:
-            tmp.write_text("half a file")
-            raise RuntimeError("crash half-way")
+    with pytest.raises(RuntimeError), utils.atomic_path(target) as tmp:
+        tmp.write_text("half a file")
+        raise RuntimeError("crash half-way")
     assert list(tmp_path.iterdir()) == []
 
     target.write_text("what the user had")
-    with pytest.raises(RuntimeError):
-        with utils.atomic_path(target) as tmp:
-            tmp.write_text("half a file")
-            raise RuntimeError("crash half-way")
+    with pytest.raises(RuntimeError), utils.atomic_path(target) as tmp:
+        tmp.write_text("half a file")
+        raise RuntimeError("crash half-way")
     assert list(tmp_path.iterdir()) == [target] and target.read_text() == "what the user had"
 
     with utils.atomic_path(target) as tmp:
@@ -1035,15 +1318,20 @@ def test_atomic_path_leaves_nothing_when_the_block_raises(tmp_path):
     assert list(tmp_path.iterdir()) == [target] and target.read_text() == "new"
 
 
-@pytest.mark.parametrize("text, sentences", [
-    ("Mars is red. It has two moons.", ["Mars is red.", "It has two moons."]),
-    ("The crater is 5.2 kilometres wide. It is deep.", ["The crater is 5.2 kilometres wide.", "It is deep."]),
-    ("It weighs about 1.5 kilograms. About 3.5 billion years ago, life began.",
-     ["It weighs about 1.5 kilograms.", "About 3.5 billion years ago, life began."]),
-    ("Is it hot? Yes! Very.", ["Is it hot?", "Yes!", "Very."]),
-    ("  One sentence only.  ", ["One sentence only."]),
-    ("", []),
-])
+@pytest.mark.parametrize(
+    "text, sentences",
+    [
+        ("Mars is red. It has two moons.", ["Mars is red.", "It has two moons."]),
+        ("The crater is 5.2 kilometres wide. It is deep.", ["The crater is 5.2 kilometres wide.", "It is deep."]),
+        (
+            "It weighs about 1.5 kilograms. About 3.5 billion years ago, life began.",
+            ["It weighs about 1.5 kilograms.", "About 3.5 billion years ago, life began."],
+        ),
+        ("Is it hot? Yes! Very.", ["Is it hot?", "Yes!", "Very."]),
+        ("  One sentence only.  ", ["One sentence only."]),
+        ("", []),
+    ],
+)
 def test_split_sentences(text, sentences):
     assert utils.split_sentences(text) == sentences
 

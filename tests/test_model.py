@@ -1,4 +1,5 @@
 """Tests for the transformer: README snippet, initialisation, forward pass, generation, sampling."""
+
 import math
 import re
 import subprocess
@@ -39,6 +40,7 @@ def tiny_model(seed: int = 0, config: ModelConfig = TINY, spread: float = 1.0) -
 
 
 # ---------------------------------------------------------------- README, size, init
+
 
 def test_readme_quick_usage_snippet_runs_and_reports_about_3_4m_parameters():
     result = subprocess.run([sys.executable, "-c", README_SNIPPET], cwd=REPO, capture_output=True, text=True, timeout=60)
@@ -102,6 +104,7 @@ def test_embeddings_are_small_normals_and_output_layer_is_tied():
 
 # ---------------------------------------------------------------- forward
 
+
 def test_forward_returns_batch_time_vocab_logits():
     model = tiny_model()
     ids = torch.randint(0, TINY.vocab_size, (3, 10))
@@ -123,6 +126,7 @@ def test_forward_is_causal():
 
 def test_attend_matches_pytorch_attention_with_and_without_a_cache():
     from src.model import attend
+
     torch.manual_seed(0)
     q, k, v = (torch.randn(2, 3, 9, 8) for _ in range(3))
     expected = nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
@@ -143,12 +147,13 @@ def test_forward_rejects_sequences_longer_than_max_seq_len():
 
 def test_rotary_attention_scores_depend_only_on_the_distance_between_positions():
     from src.model import rotary_angles, rotate
+
     torch.manual_seed(0)
     q, k = torch.randn(1, 1, 1, 16), torch.randn(1, 1, 1, 16)
     cos, sin = rotary_angles(16, 64)
 
     def score(m: int, n: int) -> float:
-        return float((rotate(q, cos[m:m + 1], sin[m:m + 1]) * rotate(k, cos[n:n + 1], sin[n:n + 1])).sum())
+        return float((rotate(q, cos[m : m + 1], sin[m : m + 1]) * rotate(k, cos[n : n + 1], sin[n : n + 1])).sum())
 
     assert score(7, 3) == pytest.approx(score(40, 36), abs=1e-4)
     assert score(7, 3) != pytest.approx(score(7, 5), abs=1e-3)
@@ -170,11 +175,12 @@ def test_forward_with_kv_cache_matches_full_forward_token_by_token():
     steps = [model(ids[:, :5], cache=cache, start_pos=0)]  # prefill the prompt, then one token at a time
     assert len(cache) == TINY.num_layers
     for pos in range(5, 15):
-        steps.append(model(ids[:, pos:pos + 1], cache=cache, start_pos=pos))
+        steps.append(model(ids[:, pos : pos + 1], cache=cache, start_pos=pos))
     torch.testing.assert_close(torch.cat(steps, dim=1), full, rtol=1e-4, atol=1e-5)
 
 
 # ---------------------------------------------------------------- generate
+
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_greedy_generation_with_and_without_cache_agree(seed):
@@ -187,7 +193,7 @@ def test_greedy_generation_with_and_without_cache_agree(seed):
     # greedy really is the argmax of the full forward pass at every step
     seq = prompt + cached
     logits = model(torch.tensor([seq[:-1]]))[0]
-    assert logits[len(prompt) - 1:].argmax(dim=-1).tolist() == cached
+    assert logits[len(prompt) - 1 :].argmax(dim=-1).tolist() == cached
 
 
 def test_generation_stops_at_stop_id_and_excludes_it():
@@ -223,6 +229,7 @@ def test_sampling_with_a_seeded_generator_is_reproducible():
 
 
 # ---------------------------------------------------------------- sample_next
+
 
 def test_sample_next_greedy_and_top_k_1_are_argmax():
     logits = torch.randn(300, generator=torch.Generator().manual_seed(0))

@@ -5,6 +5,7 @@ domain, a tiny model, a few training steps), and drives the commands a user runs
 dvc repro, a no-op second repro, a params change that reruns only train and eval,
 dvc exp run -S / exp show, dvc metrics diff and dvc plots show.
 """
+
 import ast
 import json
 import shutil
@@ -65,7 +66,13 @@ def project(tmp_path_factory) -> Path:
 def test_repro_writes_every_output(project: Path):
     articles = [json.loads(line) for line in (project / "data/raw/articles.jsonl").read_text().splitlines()]
     assert len(articles) == 18 and {a["domain"] for a in articles} == {
-        "astronomy", "anatomy", "animals", "geography", "chemistry", "weather"}
+        "astronomy",
+        "anatomy",
+        "animals",
+        "geography",
+        "chemistry",
+        "weather",
+    }
     for split in ("train", "val", "test"):
         assert (project / f"data/splits/{split}.jsonl").stat().st_size > 0
     assert (project / "models/tokenizer.json").is_file()
@@ -141,7 +148,9 @@ def test_params_change_reruns_only_train_and_eval(project: Path):
     params_file.write_text(yaml.safe_dump(params, sort_keys=False))
     try:
         out = dvc("repro", cwd=project)
-        ran = {stage for stage in ("fetch", "generate", "split", "tokenizer", "train", "eval") if f"Running stage '{stage}'" in out}
+        ran = {
+            stage for stage in ("fetch", "generate", "split", "tokenizer", "train", "eval") if f"Running stage '{stage}'" in out
+        }
         assert ran == {"train", "eval"}
         assert "metrics/eval.json" in dvc("metrics", "diff", cwd=project)
     finally:
@@ -156,7 +165,9 @@ def test_editing_one_stage_reruns_only_that_stage(project: Path):
     code.write_text(original + "# an edit that changes nothing\n")
     try:
         out = dvc("repro", cwd=project)
-        ran = {stage for stage in ("fetch", "generate", "split", "tokenizer", "train", "eval") if f"Running stage '{stage}'" in out}
+        ran = {
+            stage for stage in ("fetch", "generate", "split", "tokenizer", "train", "eval") if f"Running stage '{stage}'" in out
+        }
         assert ran == {"split"}
     finally:
         code.write_text(original)

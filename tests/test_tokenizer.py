@@ -1,4 +1,5 @@
 """Tests for the byte-level BPE tokenizer: round trips, training, special tokens, files."""
+
 import json
 import re
 from functools import cache
@@ -32,15 +33,24 @@ def test_round_trip_is_lossless_for_any_text(text: str) -> None:
     assert trained().decode(trained().encode(text)) == text
 
 
-@pytest.mark.parametrize(
-    "text", ["", "\x00", "\u0301", "a\u0301\u0301", "😀👩‍👩‍👧", "\r\n\t \n", "_"])
+@pytest.mark.parametrize("text", ["", "\x00", "\u0301", "a\u0301\u0301", "😀👩‍👩‍👧", "\r\n\t \n", "_"])
 def test_round_trip_edge_cases(text: str) -> None:
     assert trained().decode(trained().encode(text)) == text
 
 
 def test_split_pattern_chunks() -> None:
     assert re.findall(SPLIT_PATTERN, "I'll pay 12345 dollars!!  ok") == [
-        "I", "'ll", " pay", " ", "123", "45", " dollars", "!!", " ", " ok"]
+        "I",
+        "'ll",
+        " pay",
+        " ",
+        "123",
+        "45",
+        " dollars",
+        "!!",
+        " ",
+        " ok",
+    ]
 
 
 def test_hand_checked_merges() -> None:
@@ -138,15 +148,18 @@ def test_save_load_gives_identical_tokenizer(tmp_path) -> None:
     assert " the" in {text for _, _, text in data["merges"]}  # the merged text, for humans
 
 
-@pytest.mark.parametrize("mangle", [
-    lambda d: "{ not json",
-    lambda d: json.dumps({**d, "format": "something-else"}),
-    lambda d: json.dumps({**d, "version": 99}),
-    lambda d: json.dumps({**d, "merges": [[1, 2]]}),
-    lambda d: json.dumps({**d, "merges": [[256, 1, "?"]]}),
-    lambda d: json.dumps({**d, "pattern": "(unclosed"}),
-    lambda d: json.dumps({**d, "special_tokens": {"<|endoftext|>": 7}}),
-])
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda d: "{ not json",
+        lambda d: json.dumps({**d, "format": "something-else"}),
+        lambda d: json.dumps({**d, "version": 99}),
+        lambda d: json.dumps({**d, "merges": [[1, 2]]}),
+        lambda d: json.dumps({**d, "merges": [[256, 1, "?"]]}),
+        lambda d: json.dumps({**d, "pattern": "(unclosed"}),
+        lambda d: json.dumps({**d, "special_tokens": {"<|endoftext|>": 7}}),
+    ],
+)
 def test_load_of_bad_file_raises_value_error_naming_it(tmp_path, mangle) -> None:
     path = tmp_path / "tok.json"
     Tokenizer.train(["aaab aaab aaab"], 260, ["<|endoftext|>"]).save(path)

@@ -3,6 +3,7 @@
 The tiny world (articles, passages, Q&A splits, tokenizer, a small params.yaml) and the model
 trained on it through the CLI are in tests/conftest.py, shared with tests/test_eval.py.
 """
+
 import csv
 import json
 import math
@@ -20,6 +21,7 @@ from src import qa, train, utils
 from src.model import ModelConfig
 
 # ---------------------------------------------------------------- masked_loss
+
 
 def test_masked_loss_with_empty_mask_is_zero_with_finite_gradients():
     logits = torch.randn(2, 5, 11, requires_grad=True)
@@ -85,6 +87,7 @@ def test_lr_cosine_decays_to_min_lr_and_is_monotonic_after_warmup():
 
 # ---------------------------------------------------------------- Q&A format
 
+
 def test_encode_example_masks_the_prompt_and_trains_on_source_answer_and_end(tok):
     question, answer = "What does the tiger eat?", "Tigers are carnivores. They hunt deer."
     ids, mask = qa.encode_example(tok, question, "Tiger (Diet):", answer)
@@ -97,8 +100,10 @@ def test_encode_example_masks_the_prompt_and_trains_on_source_answer_and_end(tok
 
 
 def test_split_source_separates_the_header_from_the_answer():
-    assert qa.split_source("Tiger (Diet): Tigers hunt deer (and pigs): mostly.") == \
-        ("Tiger (Diet):", "Tigers hunt deer (and pigs): mostly.")
+    assert qa.split_source("Tiger (Diet): Tigers hunt deer (and pigs): mostly.") == (
+        "Tiger (Diet):",
+        "Tigers hunt deer (and pigs): mostly.",
+    )
     assert qa.split_source(" Tigers hunt deer. ") == ("", "Tigers hunt deer.")
     header = qa.source_header("Mercury (planet)", "Orbit")
     assert qa.split_source(f"{header} It is fast.") == (header, "It is fast.")
@@ -118,6 +123,7 @@ def test_to_batch_shifts_targets_and_pads(tok):
 
 
 # ---------------------------------------------------------------- passages
+
 
 def test_the_tiny_worlds_passages_are_what_generate_writes():
     found = passages()
@@ -145,7 +151,7 @@ def test_passage_example_is_cut_to_max_len_with_the_end_token_last(tok):
     for max_len in (len(full) - 1, 12, 2):
         ids, mask = train.passage_example(tok, passage, max_len)
         assert len(ids) == len(mask) == max_len
-        assert ids[:-1] == full[:max_len - 1] and ids[-1] == end
+        assert ids[:-1] == full[: max_len - 1] and ids[-1] == end
         assert mask == [1] * max_len
 
 
@@ -157,10 +163,10 @@ def test_an_answers_target_is_its_passage_example_after_the_header(tok):
         passage = by_source[(pair["title"], pair["section"])]
         example, _ = train.passage_example(tok, passage, 200)
         ids, mask = qa.encode_pairs(tok, [pair], 200)[0]
-        target = ids[mask.index(1):]
+        target = ids[mask.index(1) :]
         header = tok.encode(qa.source_header(pair["title"], pair["section"]))
-        assert target[:len(header)] == example[:len(header)] == header
-        assert target[len(header):] == example[len(header):]
+        assert target[: len(header)] == example[: len(header)] == header
+        assert target[len(header) :] == example[len(header) :]
 
 
 def test_build_examples_repeats_passages_and_pairs_as_the_params_say(tok):
@@ -178,15 +184,17 @@ def test_build_examples_repeats_passages_and_pairs_as_the_params_say(tok):
 
 def test_route_example_stops_a_few_tokens_after_the_header(tok):
     pair = qa_pairs(0)[0]
-    (full_ids, full_mask), = qa.encode_pairs(tok, [pair], 200)
+    ((full_ids, full_mask),) = qa.encode_pairs(tok, [pair], 200)
     header = tok.encode(qa.source_header(pair["title"], pair["section"]))
     for answer_tokens in (0, 3):
         ids, mask = train.route_example(tok, pair, 200, answer_tokens)
         start = full_mask.index(1)
-        assert ids == full_ids[:start + len(header) + answer_tokens] and mask == full_mask[:len(ids)]
-        assert ids[start:start + len(header)] == header
+        assert ids == full_ids[: start + len(header) + answer_tokens] and mask == full_mask[: len(ids)]
+        assert ids[start : start + len(header)] == header
+
 
 # ---------------------------------------------------------------- params
+
 
 def write_model_params(path: Path, **model_overrides) -> Path:
     """The tiny world's params.yaml with some model keys changed."""
@@ -198,8 +206,13 @@ def write_model_params(path: Path, **model_overrides) -> Path:
 
 def test_the_model_section_has_every_model_config_field_but_the_tokenizers_vocab_size():
     assert list(train.MODEL_KEYS) == [f.name for f in fields(ModelConfig) if f.name != "vocab_size"]
-    assert list(train.MODEL_KEYS.items()) == [("max_seq_len", int), ("emb_dim", int), ("num_layers", int),
-                                              ("num_heads", int), ("dropout", float)]
+    assert list(train.MODEL_KEYS.items()) == [
+        ("max_seq_len", int),
+        ("emb_dim", int),
+        ("num_layers", int),
+        ("num_heads", int),
+        ("dropout", float),
+    ]
 
 
 def test_read_params_reads_each_section_once_and_checks_the_model_shape(tmp_path, monkeypatch):
@@ -226,6 +239,7 @@ def test_a_model_key_of_the_wrong_type_is_a_user_error(tmp_path):
 
 
 # ---------------------------------------------------------------- the CLI
+
 
 def read_csv(path: Path) -> list[dict]:
     with path.open(newline="") as f:
@@ -258,8 +272,10 @@ def test_the_trained_model_recites_the_passages_of_its_training_questions(traine
     pairs = qa_pairs(0)
     replies = qa.answer(model, tokenizer, qa.SourceTrie(tokenizer, sources), [p["question"] for p in pairs], 80)
     text_of = {qa.source_header(p["title"], p["section"]): p["text"] for p in passages()}
-    recited = [r.source == qa.source_header(p["title"], p["section"]) and r.text == text_of[r.source]
-               for r, p in zip(replies, pairs, strict=True)]
+    recited = [
+        r.source == qa.source_header(p["title"], p["section"]) and r.text == text_of[r.source]
+        for r, p in zip(replies, pairs, strict=True)
+    ]
     assert sum(recited) >= len(pairs) // 2, replies
 
 
@@ -282,8 +298,7 @@ def test_checkpoint_loads_weights_only_and_answers(trained):
     assert 0.0 < reply.confidence <= 1.0
     assert reply.text
     # no budget for text: the same source (named before the budget applies), and no text
-    (short,) = qa.answer(model, tokenizer, qa.SourceTrie(tokenizer, sources), ["What does the tiger eat?"],
-                         max_new_tokens=0)
+    (short,) = qa.answer(model, tokenizer, qa.SourceTrie(tokenizer, sources), ["What does the tiger eat?"], max_new_tokens=0)
     assert (short.source, short.text) == (reply.source, "")
     assert short.confidence == pytest.approx(reply.confidence, abs=1e-6)
 

@@ -1,4 +1,5 @@
 """Tests for the live Wikipedia source, against a local HTTP server (never the internet)."""
+
 import json
 import threading
 import time
@@ -9,8 +10,7 @@ from urllib.parse import unquote
 import pytest
 import requests
 
-from src import utils
-from src import wikipedia
+from src import utils, wikipedia
 
 UA = "MiniLLM-tests/1.0 (https://example.org/minillm; tests@example.org)"
 
@@ -74,12 +74,13 @@ COMET_RECORD = {
     "domain": "astronomy",
     "aliases": [],  # Wikipedia pages have no alias list
     "lead": "Halley's Comet is a short-period comet visible from Earth every 75\u201379 years. "
-            "It last appeared in 1986.\n\nIt is named after Edmond Halley.",
-    "sections": [{
-        "heading": "Orbit",
-        "text": "The orbit is very eccentric, with e\u22480.967.\n\n"
-                "The period changes because of planetary perturbations.",
-    }],
+    "It last appeared in 1986.\n\nIt is named after Edmond Halley.",
+    "sections": [
+        {
+            "heading": "Orbit",
+            "text": "The orbit is very eccentric, with e\u22480.967.\n\nThe period changes because of planetary perturbations.",
+        }
+    ],
 }
 
 # The older flat layout (action=render): headings and paragraphs are siblings.
@@ -203,8 +204,8 @@ def fetch(wiki, tmp_path, session, topics, **kwargs):
 
 
 def test_article_id():
-    assert wikipedia.article_id("astronomy", "Halley's Comet") == "astronomy/halley-s-comet"
-    assert wikipedia.article_id("geography", "Mount Everest (mountain)") == "geography/mount-everest-mountain"
+    assert utils.article_id("astronomy", "Halley's Comet") == "astronomy/halley-s-comet"
+    assert utils.article_id("geography", "Mount Everest (mountain)") == "geography/mount-everest-mountain"
 
 
 def test_parse_parsoid_page():
@@ -307,8 +308,9 @@ def test_connection_error_is_retried_then_fails(tmp_path, session, sleeps):
     with ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler) as server:
         port = server.server_address[1]  # a port that nobody listens on once closed
     with pytest.raises(wikipedia.FetchError, match="Snow: network error"):
-        wikipedia.fetch_articles([("weather", "Snow")], f"http://127.0.0.1:{port}", tmp_path, UA,
-                                 max_retries=2, backoff=0.0, session=session)
+        wikipedia.fetch_articles(
+            [("weather", "Snow")], f"http://127.0.0.1:{port}", tmp_path, UA, max_retries=2, backoff=0.0, session=session
+        )
     assert len(session.urls) == 3
 
 
@@ -374,5 +376,6 @@ def test_rerun_after_failure_fetches_only_the_rest(wiki, tmp_path, session):
 
 def test_duplicate_topics_are_refused(tmp_path, session):
     with pytest.raises(wikipedia.FetchError, match="share the name 'mars'"):
-        wikipedia.fetch_articles([("astronomy", "Mars"), ("geography", "Mars")], "http://127.0.0.1:9",
-                                 tmp_path, UA, session=session)
+        wikipedia.fetch_articles(
+            [("astronomy", "Mars"), ("geography", "Mars")], "http://127.0.0.1:9", tmp_path, UA, session=session
+        )
