@@ -26,7 +26,7 @@ def read_defaults(path: str) -> tuple[int, float]:
     return utils.require(params, "max_new_tokens", int), utils.require(params, "min_confidence", float)
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("question", nargs="?", help="the question; without it, an interactive prompt opens")
     parser.add_argument("--checkpoint", default="models/model.pt")
@@ -37,7 +37,11 @@ def main() -> None:
     parser.add_argument("--min-confidence", type=float, help="decline below this; default: eval.min_confidence")
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--seed", type=int, help="seed for sampling, to repeat a sampled answer")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     max_new_tokens, min_confidence = read_defaults(args.params)
     max_new_tokens = args.max_new_tokens if args.max_new_tokens is not None else max_new_tokens
     min_confidence = args.min_confidence if args.min_confidence is not None else min_confidence

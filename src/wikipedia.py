@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote, urljoin, urlsplit
 
@@ -109,26 +110,34 @@ def fetch_articles(
             raise FetchError(f"two topics share the name {slug!r}; each article must appear once")
     own_session = session is None
     session = session or requests.Session()
+
+    def download(title: str) -> bytes:
+        api_url = f"{base_url}/api/rest_v1/page/html/{quote(_page_name(title), safe='')}"
+        return _download(session, api_url, title, user_agent, timeout, max_retries, backoff)
+
     try:
-        records = []
-        for (domain, title), slug in zip(topics, slugs):
-            url = f"{base_url}/wiki/{quote(_page_name(title), safe='/():,')}"
-            path = Path(cache_dir) / f"{slug}.html"
-            if path.is_file():
-                try:
-                    records.append(parse_article(path.read_bytes(), title, domain, url))
-                except FetchError as err:
-                    raise FetchError(f"{err} (cached copy {path}; delete it to download again)") from None
-                continue
-            api_url = f"{base_url}/api/rest_v1/page/html/{quote(_page_name(title), safe='')}"
-            html = _download(session, api_url, title, user_agent, timeout, max_retries, backoff)
-            records.append(parse_article(html, title, domain, url))
-            with utils.atomic_path(path) as tmp:
-                tmp.write_bytes(html)
-        return records
+        return [
+            _cached_or_downloaded(domain, title, Path(cache_dir) / f"{slug}.html", base_url, download)
+            for (domain, title), slug in zip(topics, slugs)
+        ]
     finally:
         if own_session:
             session.close()
+
+
+def _cached_or_downloaded(domain: str, title: str, path: Path, base_url: str, download: Callable[[str], bytes]) -> dict:
+    """One article record: from its cached page if there is one, else downloaded (then cached)."""
+    url = f"{base_url}/wiki/{quote(_page_name(title), safe='/():,')}"
+    if path.is_file():
+        try:
+            return parse_article(path.read_bytes(), title, domain, url)
+        except FetchError as err:
+            raise FetchError(f"{err} (cached copy {path}; delete it to download again)") from None
+    html = download(title)
+    record = parse_article(html, title, domain, url)
+    with utils.atomic_path(path) as tmp:
+        tmp.write_bytes(html)
+    return record
 
 
 def _download(

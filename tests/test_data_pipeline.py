@@ -333,6 +333,7 @@ def test_slugify(title, slug):
 
 
 @pytest.fixture(scope="module")
+# Long, but one table of inputs and expectations: it reads better whole than cut in pieces.
 def documented_runs(tmp_path_factory):
     """The commands of the README/dvc.yaml, with tmp paths, plus --help on each subcommand."""
     tmp = tmp_path_factory.mktemp("documented")
@@ -743,6 +744,7 @@ def questions_of(pairs, fact_id) -> set[str]:
     return {p["question"] for p in pairs if p["fact_id"] == fact_id}
 
 
+# Long, but one table of inputs and expectations: it reads better whole than cut in pieces.
 def test_questions_follow_domain_and_section():
     articles = [
         article(
@@ -943,6 +945,7 @@ def test_an_earlier_passage_keeps_a_shared_question():
 
 
 @pytest.fixture(scope="module")
+# Long, but one table of inputs and expectations: it reads better whole than cut in pieces.
 def generate_runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("generate")
     long_text = (
@@ -1052,6 +1055,7 @@ def generate_runs(tmp_path_factory):
     return tmp, run_all(commands)
 
 
+# Long, but one table of inputs and expectations: it reads better whole than cut in pieces.
 def test_generate_writes_pairs_passages_and_summary(generate_runs):
     tmp, results = generate_runs
     assert_ok(results["ok"])
