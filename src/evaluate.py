@@ -1,8 +1,14 @@
 """The eval stage: how well does the model answer, and does it know when it doesn't know?
 
-    python src/eval.py
+    python -m src.evaluate
 
-Three question sets, three systems (the model, and the two retrieval baselines of baselines.py):
+Fluent text is not a right answer, and a model that always answers is wrong on every
+question its articles can't answer; so the stage scores the answers, checks that they
+recite the articles, and counts how often the model declines. It asks the two retrieval
+baselines of baselines.py the same questions: they show what a system gets by looking up
+instead of learning (closed book: the training answers; open book: the articles themselves).
+
+Three question sets:
   - test: the template questions of the test split (facts whose Q&A pairs training never
     saw), scored against the reference answer (ROUGE-L, token F1, exact match);
   - natural (evalsets/natural/): questions written by hand the way people type them, each
@@ -15,6 +21,7 @@ validation data (val split + calibration/out_of_scope.jsonl, where the threshold
 chosen) and on the evaluation sets. Writes metrics/eval.json (headline numbers),
 metrics/eval_details.json (per domain), metrics/{test,natural}_answers.jsonl and plots/.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,8 +30,11 @@ import math
 import re
 import string
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import matplotlib
 
@@ -32,11 +42,13 @@ matplotlib.use("Agg")  # render to files, no window
 import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
+from matplotlib.figure import Figure
 from rouge_score import rouge_scorer
 
-from src import baselines
-from src import utils
+from src import baselines, utils
+from src.model import MiniTransformer
 from src.qa import END, Reply, SourceTrie, answer, load_model, name, source_header, to_batch
+from src.tokenizer import Tokenizer
 
 SYSTEMS = ("model", "closed_book_retrieval", "open_book_retrieval")
 ROUGE = rouge_scorer.RougeScorer(["rougeL"])
@@ -44,8 +56,11 @@ FAITHFUL_ROUGE = 0.8
 THRESHOLDS = [round(0.05 * i, 2) for i in range(21)]
 CALIBRATION_DECLINED = 0.85  # the threshold rule: decline at least this share of calibration's out-of-scope questions
 
+T = TypeVar("T")
+
 
 # ---------------------------------------------------------------- scores
+
 
 def normalize(text: str) -> list[str]:
     """Lower-case words without punctuation or articles (SQuAD-style)."""
@@ -54,6 +69,7 @@ def normalize(text: str) -> list[str]:
 
 
 def token_f1(prediction: str, reference: str) -> float:
+    """F1 of the normalized words the prediction and the reference have in common."""
     pred, ref = normalize(prediction), normalize(reference)
     common = sum((Counter(pred) & Counter(ref)).values())
     if common == 0:
@@ -64,21 +80,43 @@ def token_f1(prediction: str, reference: str) -> float:
 
 def score(predictions: list[str], references: list[str]) -> dict[str, float]:
     """Mean ROUGE-L F1, token F1 and exact match over paired answers."""
-    n = len(references)
+    pairs = list(zip(predictions, references, strict=True))
+    n = len(pairs)
     return {
-        "rougeL_f1": round(sum(ROUGE.score(r, p)["rougeL"].fmeasure for p, r in zip(predictions, references)) / n, 4),
-        "token_f1": round(sum(token_f1(p, r) for p, r in zip(predictions, references)) / n, 4),
-        "exact_match": round(sum(normalize(p) == normalize(r) for p, r in zip(predictions, references)) / n, 4),
+        "rougeL_f1": round(sum(ROUGE.score(r, p)["rougeL"].fmeasure for p, r in pairs) / n, 4),
+        "token_f1": round(sum(token_f1(p, r) for p, r in pairs) / n, 4),
+        "exact_match": round(sum(normalize(p) == normalize(r) for p, r in pairs) / n, 4),
     }
 
 
+def share(flags: list[bool]) -> float:
+    """The share of true flags, rounded as every share in the outputs is."""
+    return round(sum(flags) / len(flags), 4)
+
+
+def declined_share(replies: list[Reply], threshold: float) -> float:
+    """The share of replies the model declines: those with a confidence below the threshold."""
+    return share([r.confidence < threshold for r in replies])
+
+
+def given_answers(replies: list[Reply], threshold: float) -> list[str | None]:
+    """The answers the model gives, None where it declines."""
+    return [r.text if r.confidence >= threshold else None for r in replies]
+
+
+def right_sources(replies: list[Reply], pairs: list[dict[str, Any]]) -> list[bool]:
+    """For each reply to a template question: does it name the source its reference answer comes from?"""
+    return [r.source == source_header(p["title"], p["section"]) for r, p in zip(replies, pairs, strict=True)]
+
+
 def sentence_count(text: str) -> int:
+    """Complete sentences only: a recitation cut off by max_new_tokens does not count its last part."""
     return len([s for s in utils.split_sentences(text) if re.search(r"[.!?]$", s)])
 
 
 def outcomes(answers: list[str | None], patterns: list[str]) -> dict[str, float]:
     """Shares of right, wrong and declined (None) answers to pattern-checked questions."""
-    right = sum(a is not None and re.search(p, a, re.I) is not None for a, p in zip(answers, patterns))
+    right = sum(a is not None and re.search(p, a, re.I) is not None for a, p in zip(answers, patterns, strict=True))
     declined = sum(a is None for a in answers)
     n = len(answers)
     return {"accuracy": round(right / n, 4), "wrong": round((n - right - declined) / n, 4), "declined": round(declined / n, 4)}
@@ -91,13 +129,17 @@ def faithful_share(answers: list[str], article_sentences: list[str]) -> float:
     if not sentences:
         return 1.0
     nearest = baselines.nearest_k(article_sentences, sentences, 5)
-    close = sum(max(ROUGE.score(article_sentences[j], s)["rougeL"].fmeasure for j in best) >= FAITHFUL_ROUGE
-                for s, best in zip(sentences, nearest))
+    close = sum(
+        max(ROUGE.score(article_sentences[j], s)["rougeL"].fmeasure for j in best) >= FAITHFUL_ROUGE
+        for s, best in zip(sentences, nearest, strict=True)
+    )
     return round(close / len(sentences), 4)
 
 
 @torch.no_grad()
-def answer_nll(model, tokenizer, pairs: list[dict], batch_size: int = 32) -> list[tuple[float, int]]:
+def answer_nll(
+    model: MiniTransformer, tokenizer: Tokenizer, pairs: list[dict[str, Any]], batch_size: int = 32
+) -> list[tuple[float, int]]:
     """(summed negative log-likelihood, token count) of each reference answer given its
     source header, the context it is recited in (qa.answer); the header is not counted."""
     pad_id = tokenizer.special_id(END)
@@ -106,16 +148,45 @@ def answer_nll(model, tokenizer, pairs: list[dict], batch_size: int = 32) -> lis
         header = tokenizer.encode(source_header(pair["title"], pair["section"]))
         text = tokenizer.encode(" " + pair["answer"]) + [pad_id]
         ids = (header + text)[: model.config.max_seq_len + 1]
-        examples.append((ids, ([0] * len(header) + [1] * len(text))[:len(ids)]))
+        examples.append((ids, ([0] * len(header) + [1] * len(text))[: len(ids)]))
     results = []
     for start in range(0, len(examples), batch_size):
-        inputs, targets, mask = to_batch(examples[start:start + batch_size], pad_id, "cpu")
+        inputs, targets, mask = to_batch(examples[start : start + batch_size], pad_id, "cpu")
         nll = F.cross_entropy(model(inputs).flatten(0, 1), targets.flatten(), reduction="none").view_as(mask)
-        results += list(zip((nll * mask).sum(dim=1).tolist(), mask.sum(dim=1).int().tolist()))
+        results += list(zip((nll * mask).sum(dim=1).tolist(), mask.sum(dim=1).int().tolist(), strict=True))
     return results
 
 
-# ---------------------------------------------------------------- the question sets
+# ---------------------------------------------------------------- the inputs
+
+
+@dataclass
+class Inputs:
+    """What the stage reads besides the model."""
+
+    test: list[dict[str, Any]]  # template Q&A pairs of facts training never saw
+    val: list[dict[str, Any]]  # template Q&A pairs of the val split: where the threshold is chosen
+    train: list[dict[str, Any]]  # what closed-book retrieval answers from
+    natural: list[dict[str, Any]]
+    out_of_scope: list[dict[str, Any]]
+    calibration: list[dict[str, Any]]  # out-of-scope questions for choosing the threshold
+    articles: list[dict[str, Any]]  # what open-book retrieval answers from, and faithful answers recite
+
+
+def read_inputs(args: argparse.Namespace) -> Inputs:
+    test, val, train = utils.read_pairs(args.test), utils.read_pairs(args.val), utils.read_pairs(args.train)
+    if not test or not val:
+        raise utils.UserError(f"{args.test if not test else args.val}: no pairs")
+    return Inputs(
+        test=test,
+        val=val,
+        train=train,
+        natural=read_natural(Path(args.natural)),
+        out_of_scope=read_questions(Path(args.out_of_scope)),
+        calibration=read_questions(Path(args.calibration)),
+        articles=utils.read_articles(Path(args.articles)),
+    )
+
 
 def read_natural(folder: Path) -> list[dict[str, Any]]:
     """The hand-written natural questions, one JSONL file per domain."""
@@ -136,68 +207,186 @@ def read_questions(path: Path) -> list[dict[str, Any]]:
     return utils.read_jsonl(path, utils.record_checker({"question": str}))
 
 
+def questions_of(records: list[dict[str, Any]]) -> list[str]:
+    return [r["question"] for r in records]
+
+
 def same_question_share(questions: list[str], train_questions: list[str]) -> float:
     """How many evaluation questions coincide word for word with a training question."""
     seen = {" ".join(normalize(q)) for q in train_questions}
-    return round(sum(" ".join(normalize(q)) in seen for q in questions) / len(questions), 4)
+    return share([" ".join(normalize(q)) in seen for q in questions])
+
+
+def article_sentences(articles: list[dict[str, Any]]) -> list[str]:
+    """Every sentence of the articles, lead and sections: what a faithful answer recites."""
+    return [s for a in articles for _, text in utils.article_parts(a) for s in utils.split_sentences(text)]
+
+
+# ---------------------------------------------------------------- asking the systems
+
+
+@dataclass
+class Replies:
+    """The model's replies to each question set. For val and calibration it only names the
+    source (the threshold is chosen on its confidence alone), so their text is empty."""
+
+    test: list[Reply]
+    natural: list[Reply]
+    out_of_scope: list[Reply]
+    val: list[Reply]
+    calibration: list[Reply]
+
+
+def ask_together(ask: Callable[[list[str]], list[T]], *question_sets: list[dict[str, Any]]) -> list[list[T]]:
+    """One call of ask for the questions of several sets (fuller batches, one TF-IDF fit),
+    its results cut back into one list per set."""
+    results = ask([q for records in question_sets for q in questions_of(records)])
+    parts, start = [], 0
+    for records in question_sets:
+        parts.append(results[start : start + len(records)])
+        start += len(records)
+    return parts
+
+
+def model_replies(
+    model: MiniTransformer, tokenizer: Tokenizer, sources: list[str], inputs: Inputs, max_new_tokens: int
+) -> Replies:
+    """The model answers the evaluation questions; for the validation ones it only names the source."""
+    trie = SourceTrie(tokenizer, sources)
+    test, natural, out_of_scope = ask_together(
+        partial(answer, model, tokenizer, trie, max_new_tokens=max_new_tokens), inputs.test, inputs.natural, inputs.out_of_scope
+    )
+    val, calibration = ask_together(partial(name, model, tokenizer, trie), inputs.val, inputs.calibration)
+    return Replies(test, natural, out_of_scope, val, calibration)
+
+
+def retrieval_answers(inputs: Inputs) -> dict[str, dict[str, list[str]]]:
+    """Each baseline's answers, by question set and system: {"test": {system: answers}, "natural": ...}.
+    Retrieval always answers, so asking it the out-of-scope questions would tell nothing."""
+    ask = {
+        "closed_book_retrieval": partial(baselines.closed_book_answers, inputs.train),
+        "open_book_retrieval": partial(baselines.open_book_answers, inputs.articles),
+    }
+    answers: dict[str, dict[str, list[str]]] = {"test": {}, "natural": {}}
+    for system in SYSTEMS[1:]:
+        answers["test"][system], answers["natural"][system] = ask_together(ask[system], inputs.test, inputs.natural)
+    return answers
 
 
 # ---------------------------------------------------------------- the sections of eval.json
 
-def test_section(test: list[dict], replies: list[Reply], baseline_answers: dict[str, list[str]], nll, min_confidence: float) -> dict:
+
+def template_test_section(
+    test: list[dict[str, Any]],
+    replies: list[Reply],
+    baseline_answers: dict[str, list[str]],
+    nll: list[tuple[float, int]],
+    min_confidence: float,
+) -> dict[str, dict[str, float]]:
     """Template test: every system's answers against the references. The model's scores use
     its full answers (what it recalls); `declined` says how many it would have held back."""
     references = [p["answer"] for p in test]
     texts = [r.text for r in replies]
-    result = {"model": score(texts, references)}
-    result["model"].update({
-        "source_accuracy": round(sum(r.source == source_header(p["title"], p["section"]) for r, p in zip(replies, test)) / len(test), 4),
-        "perplexity": round(math.exp(sum(s for s, _ in nll) / sum(n for _, n in nll)), 3),
-        "sentences_2_4": round(sum(2 <= sentence_count(t) <= 4 for t in texts) / len(texts), 4),
-        "declined": round(sum(r.confidence < min_confidence for r in replies) / len(replies), 4),
-    })
-    for system, answers in baseline_answers.items():
-        result[system] = score(answers, references)
-    return result
+    model = score(texts, references)
+    model.update(
+        {
+            "source_accuracy": share(right_sources(replies, test)),
+            "perplexity": round(math.exp(sum(s for s, _ in nll) / sum(n for _, n in nll)), 3),
+            "sentences_2_4": share([2 <= sentence_count(t) <= 4 for t in texts]),
+            "declined": declined_share(replies, min_confidence),
+        }
+    )
+    return {"model": model, **{system: score(answers, references) for system, answers in baseline_answers.items()}}
 
 
-def natural_section(natural: list[dict], replies: list[Reply], baseline_answers: dict[str, list[str]], min_confidence: float) -> dict:
+def natural_section(
+    natural: list[dict[str, Any]], replies: list[Reply], baseline_answers: dict[str, list[str]], min_confidence: float
+) -> dict[str, dict[str, float]]:
     patterns = [q["pattern"] for q in natural]
-    shown = [r.text if r.confidence >= min_confidence else None for r in replies]
-    result = {"model": outcomes(shown, patterns)}
-    for system, answers in baseline_answers.items():
-        result[system] = outcomes(answers, patterns)
-    return result
+    return {
+        "model": outcomes(given_answers(replies, min_confidence), patterns),
+        **{system: outcomes(answers, patterns) for system, answers in baseline_answers.items()},
+    }
 
 
-def out_of_scope_section(replies: list[Reply], min_confidence: float) -> dict:
+def natural_per_domain(
+    natural: list[dict[str, Any]], replies: list[Reply], baseline_answers: dict[str, list[str]], min_confidence: float
+) -> dict[str, dict[str, dict[str, float]]]:
+    """natural_section for each domain that has questions, in utils.DOMAINS order."""
+    sections = {}
+    for domain in utils.DOMAINS:
+        index = [i for i, q in enumerate(natural) if q["domain"] == domain]
+        if index:
+            domain_answers = {system: [answers[i] for i in index] for system, answers in baseline_answers.items()}
+            sections[domain] = natural_section(
+                [natural[i] for i in index], [replies[i] for i in index], domain_answers, min_confidence
+            )
+    return sections
+
+
+def out_of_scope_section(replies: list[Reply], min_confidence: float) -> dict[str, dict[str, float]]:
     """Retrieval always answers, so only the model can decline here."""
-    declined = round(sum(r.confidence < min_confidence for r in replies) / len(replies), 4)
-    return {"model": {"declined": declined, "answered": round(1 - declined, 4)},
-            **{s: {"declined": 0.0, "answered": 1.0} for s in SYSTEMS[1:]}}
+    declined = declined_share(replies, min_confidence)
+    return {
+        "model": {"declined": declined, "answered": round(1 - declined, 4)},
+        **{s: {"declined": 0.0, "answered": 1.0} for s in SYSTEMS[1:]},
+    }
 
 
-def tradeoff_rows(val: list[dict], val_replies: list[Reply], calibration_replies: list[Reply],
-                  natural: list[dict], natural_replies: list[Reply], oos_replies: list[Reply]) -> list[dict]:
+def eval_metrics(
+    inputs: Inputs,
+    replies: Replies,
+    retrieved: dict[str, dict[str, list[str]]],
+    nll: list[tuple[float, int]],
+    sources: list[str],
+    min_confidence: float,
+) -> dict[str, Any]:
+    """All of eval.json. `faithful` is over the answers the model gives; `invented_sources`
+    counts replies naming a header that is no source (the trie should make it 0)."""
+    metrics: dict[str, Any] = template_test_section(inputs.test, replies.test, retrieved["test"], nll, min_confidence)
+    given = [r.text for r in replies.test + replies.natural if r.confidence >= min_confidence]
+    metrics["model"]["faithful"] = faithful_share(given, article_sentences(inputs.articles))
+    valid, answered = set(sources), replies.test + replies.natural + replies.out_of_scope
+    metrics["model"]["invented_sources"] = sum(r.source not in valid for r in answered)
+    metrics["natural"] = natural_section(inputs.natural, replies.natural, retrieved["natural"], min_confidence)
+    metrics["natural"]["same_as_training_question"] = same_question_share(
+        questions_of(inputs.natural), questions_of(inputs.train)
+    )
+    metrics["out_of_scope"] = out_of_scope_section(replies.out_of_scope, min_confidence)
+    metrics["num_questions"] = {
+        "test": len(inputs.test),
+        "natural": len(inputs.natural),
+        "out_of_scope": len(inputs.out_of_scope),
+    }
+    return metrics
+
+
+# ---------------------------------------------------------------- choosing the threshold
+
+
+def tradeoff_rows(inputs: Inputs, replies: Replies) -> list[dict[str, float]]:
     """For each threshold: what declining below it gives, on validation data (where the
     threshold is chosen) and on the evaluation sets (reported, never tuned on)."""
-    val_right = [r.source == source_header(p["title"], p["section"]) for r, p in zip(val_replies, val)]
+    val_right = right_sources(replies.val, inputs.val)
+    patterns = [q["pattern"] for q in inputs.natural]
     rows = []
     for t in THRESHOLDS:
-        natural_outcome = outcomes([r.text if r.confidence >= t else None for r in natural_replies], [q["pattern"] for q in natural])
-        rows.append({
-            "threshold": t,
-            "val_right": round(sum(ok and r.confidence >= t for ok, r in zip(val_right, val_replies)) / len(val), 4),
-            "val_declined": round(sum(r.confidence < t for r in val_replies) / len(val), 4),
-            "calibration_declined": round(sum(r.confidence < t for r in calibration_replies) / len(calibration_replies), 4),
-            "natural_right": natural_outcome["accuracy"],
-            "natural_wrong": natural_outcome["wrong"],
-            "out_of_scope_declined": round(sum(r.confidence < t for r in oos_replies) / len(oos_replies), 4),
-        })
+        natural = outcomes(given_answers(replies.natural, t), patterns)
+        rows.append(
+            {
+                "threshold": t,
+                "val_right": share([ok and r.confidence >= t for ok, r in zip(val_right, replies.val, strict=True)]),
+                "val_declined": declined_share(replies.val, t),
+                "calibration_declined": declined_share(replies.calibration, t),
+                "natural_right": natural["accuracy"],
+                "natural_wrong": natural["wrong"],
+                "out_of_scope_declined": declined_share(replies.out_of_scope, t),
+            }
+        )
     return rows
 
 
-def suggested_threshold(rows: list[dict]) -> float:
+def suggested_threshold(rows: list[dict[str, float]]) -> float:
     """The rule that picks eval.min_confidence, on validation data only: the lowest
     threshold that declines at least CALIBRATION_DECLINED of calibration/'s out-of-scope
     questions (it keeps the most in-scope answers among those)."""
@@ -206,22 +395,20 @@ def suggested_threshold(rows: list[dict]) -> float:
 
 # ---------------------------------------------------------------- outputs
 
-def write_csv(path: Path, rows: list[dict]) -> None:
-    with utils.atomic_path(path) as tmp:
-        with tmp.open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
 
-
-def write_png(path: Path, fig) -> None:
+def write_plot(folder: Path, stem: str, rows: list[dict[str, Any]], fig: Figure) -> None:
+    """A plot as its numbers (stem.csv) and its picture (stem.png)."""
+    with utils.atomic_path(folder / f"{stem}.csv") as tmp, tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
     fig.tight_layout()
-    with utils.atomic_path(path) as tmp:
+    with utils.atomic_path(folder / f"{stem}.png") as tmp:
         fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
 
 
-def plot_per_domain(rows: list[dict]) -> Any:
+def plot_per_domain(rows: list[dict[str, Any]]) -> Figure:
     fig, ax = plt.subplots(figsize=(9, 4.5))
     width = 0.27
     for i, system in enumerate(SYSTEMS):
@@ -234,11 +421,17 @@ def plot_per_domain(rows: list[dict]) -> Any:
     return fig
 
 
-def plot_tradeoff(rows: list[dict], min_confidence: float) -> Any:
+def plot_tradeoff(rows: list[dict[str, float]], min_confidence: float) -> Figure:
     fig, ax = plt.subplots(figsize=(9, 4.5))
     thresholds = [r["threshold"] for r in rows]
-    for key, style in (("val_right", "-"), ("val_declined", "-"), ("calibration_declined", "-"),
-                       ("natural_right", "--"), ("natural_wrong", "--"), ("out_of_scope_declined", "--")):
+    for key, style in (
+        ("val_right", "-"),
+        ("val_declined", "-"),
+        ("calibration_declined", "-"),
+        ("natural_right", "--"),
+        ("natural_wrong", "--"),
+        ("out_of_scope_declined", "--"),
+    ):
         ax.plot(thresholds, [r[key] for r in rows], style, label=key)
     ax.axvline(min_confidence, color="grey", linewidth=1)
     ax.set_xlabel("min_confidence (decline below)")
@@ -248,80 +441,84 @@ def plot_tradeoff(rows: list[dict], min_confidence: float) -> Any:
     return fig
 
 
-# ---------------------------------------------------------------- main
+def write_plots(
+    folder: Path, per_domain: dict[str, dict[str, dict[str, float]]], rows: list[dict[str, float]], min_confidence: float
+) -> None:
+    domain_rows = [{"domain": d, **{s: result[s]["accuracy"] for s in SYSTEMS}} for d, result in per_domain.items()]
+    write_plot(folder, "eval_per_domain", domain_rows, plot_per_domain(domain_rows))
+    write_plot(folder, "decline_tradeoff", rows, plot_tradeoff(rows, min_confidence))
+
+
+def write_answers(folder: Path, inputs: Inputs, replies: Replies, min_confidence: float) -> None:
+    """Every answer next to its source, confidence and reference, for a person to read."""
+    utils.write_jsonl(
+        folder / "test_answers.jsonl",
+        (
+            {
+                "domain": p["domain"],
+                "question": p["question"],
+                "source": r.source,
+                "confidence": round(r.confidence, 4),
+                "generated": r.text,
+                "reference_source": source_header(p["title"], p["section"]),
+                "reference": p["answer"],
+            }
+            for p, r in zip(inputs.test, replies.test, strict=True)
+        ),
+    )
+    utils.write_jsonl(
+        folder / "natural_answers.jsonl",
+        (
+            {
+                "id": q["id"],
+                "question": q["question"],
+                "source": r.source,
+                "confidence": round(r.confidence, 4),
+                "declined": r.confidence < min_confidence,
+                "right": bool(re.search(q["pattern"], r.text, re.I)),
+                "generated": r.text,
+                "article": q["article"],
+                "pattern": q["pattern"],
+            }
+            for q, r in zip(inputs.natural, replies.natural, strict=True)
+        ),
+    )
+
+
+def summary(metrics: dict[str, Any], min_confidence: float, suggested: float) -> str:
+    """The one line the stage prints."""
+    model, natural = metrics["model"], metrics["natural"]
+    return (
+        f"eval: test rougeL {model['rougeL_f1']:.3f} (open book {metrics['open_book_retrieval']['rougeL_f1']:.3f}); "
+        f"natural right/wrong/declined {natural['model']}; open book {natural['open_book_retrieval']['accuracy']}; "
+        f"out of scope declined {metrics['out_of_scope']['model']['declined']}; faithful {model['faithful']}; "
+        f"min_confidence {min_confidence} (validation suggests {suggested})"
+    )
+
+
+# ---------------------------------------------------------------- the stage
+
 
 def evaluate(args: argparse.Namespace) -> None:
     params = utils.load_params("eval", args.params)
     max_new_tokens = utils.require(params, "max_new_tokens", int)
     min_confidence = utils.require(params, "min_confidence", float)
-    test, val, train_pairs = utils.read_pairs(args.test), utils.read_pairs(args.val), utils.read_pairs(args.train)
-    if not test or not val:
-        raise utils.UserError(f"{args.test if not test else args.val}: no pairs")
-    natural = read_natural(Path(args.natural))
-    oos, calibration = read_questions(Path(args.out_of_scope)), read_questions(Path(args.calibration))
-    articles = utils.read_articles(Path(args.articles))
+    inputs = read_inputs(args)
     model, tokenizer, sources = load_model(args.checkpoint)
-    trie = SourceTrie(tokenizer, sources)
-
-    asked = [p["question"] for p in test] + [q["question"] for q in natural] + [q["question"] for q in oos]
-    replies = answer(model, tokenizer, trie, asked, max_new_tokens)
-    test_replies, natural_replies, oos_replies = replies[:len(test)], replies[len(test):len(test) + len(natural)], replies[len(test) + len(natural):]
-    named = name(model, tokenizer, trie, [p["question"] for p in val] + [q["question"] for q in calibration])  # calibration needs no text
-    val_replies, calibration_replies = named[:len(val)], named[len(val):]
-
-    retrieved = {
-        "closed_book_retrieval": baselines.closed_book_answers(train_pairs, asked),
-        "open_book_retrieval": baselines.open_book_answers(articles, asked),
-    }
-    on = lambda lo, hi: {s: a[lo:hi] for s, a in retrieved.items()}  # noqa: E731 (one slice of every baseline)
-    article_sentences = [s for a in articles for part in [a["lead"]] + [x["text"] for x in a["sections"]] for s in utils.split_sentences(part)]
-    answered = [r.text for r in test_replies + natural_replies if r.confidence >= min_confidence]
-    metrics = test_section(test, test_replies, on(0, len(test)), answer_nll(model, tokenizer, test), min_confidence)
-    metrics["model"]["faithful"] = faithful_share(answered, article_sentences)
-    valid = set(sources)
-    metrics["model"]["invented_sources"] = sum(r.source not in valid for r in replies)
-    metrics["natural"] = natural_section(natural, natural_replies, on(len(test), len(test) + len(natural)), min_confidence)
-    metrics["natural"]["same_as_training_question"] = same_question_share([q["question"] for q in natural], [p["question"] for p in train_pairs])
-    metrics["out_of_scope"] = out_of_scope_section(oos_replies, min_confidence)
-    metrics["num_questions"] = {"test": len(test), "natural": len(natural), "out_of_scope": len(oos)}
+    replies = model_replies(model, tokenizer, sources, inputs, max_new_tokens)
+    retrieved = retrieval_answers(inputs)
+    metrics = eval_metrics(inputs, replies, retrieved, answer_nll(model, tokenizer, inputs.test), sources, min_confidence)
+    per_domain = natural_per_domain(inputs.natural, replies.natural, retrieved["natural"], min_confidence)
+    rows = tradeoff_rows(inputs, replies)
+    suggested = suggested_threshold(rows)
     utils.write_json(args.metrics, metrics)
-
-    per_domain = {}
-    for domain in utils.DOMAINS:
-        index = [i for i, q in enumerate(natural) if q["domain"] == domain]
-        if index:
-            per_domain[domain] = natural_section([natural[i] for i in index], [natural_replies[i] for i in index],
-                                                 {s: [a[len(test) + i] for i in index] for s, a in retrieved.items()}, min_confidence)
-    rows = tradeoff_rows(val, val_replies, calibration_replies, natural, natural_replies, oos_replies)
-    utils.write_json(args.details, {"natural_per_domain": per_domain, "suggested_min_confidence": suggested_threshold(rows)})
-    domain_rows = [{"domain": d, **{s: per_domain[d][s]["accuracy"] for s in SYSTEMS}} for d in per_domain]
-    write_csv(Path(args.plots) / "eval_per_domain.csv", domain_rows)
-    write_png(Path(args.plots) / "eval_per_domain.png", plot_per_domain(domain_rows))
-    write_csv(Path(args.plots) / "decline_tradeoff.csv", rows)
-    write_png(Path(args.plots) / "decline_tradeoff.png", plot_tradeoff(rows, min_confidence))
-    write_answers(Path(args.answers_dir), test, test_replies, natural, natural_replies, min_confidence)
-    print(f"eval: test rougeL {metrics['model']['rougeL_f1']:.3f} (open book {metrics['open_book_retrieval']['rougeL_f1']:.3f}); "
-          f"natural right/wrong/declined {metrics['natural']['model']}; open book {metrics['natural']['open_book_retrieval']['accuracy']}; "
-          f"out of scope declined {metrics['out_of_scope']['model']['declined']}; faithful {metrics['model']['faithful']}; "
-          f"min_confidence {min_confidence} (validation suggests {suggested_threshold(rows)})")
+    utils.write_json(args.details, {"natural_per_domain": per_domain, "suggested_min_confidence": suggested})
+    write_plots(Path(args.plots), per_domain, rows, min_confidence)
+    write_answers(Path(args.answers_dir), inputs, replies, min_confidence)
+    print(summary(metrics, min_confidence, suggested))
 
 
-def write_answers(folder: Path, test: list[dict], test_replies: list[Reply], natural: list[dict],
-                  natural_replies: list[Reply], min_confidence: float) -> None:
-    """Every answer next to its source, confidence and reference, for a person to read."""
-    utils.write_jsonl(folder / "test_answers.jsonl", (
-        {"domain": p["domain"], "question": p["question"], "source": r.source, "confidence": round(r.confidence, 4),
-         "generated": r.text, "reference_source": source_header(p["title"], p["section"]), "reference": p["answer"]}
-        for p, r in zip(test, test_replies)))
-    utils.write_jsonl(folder / "natural_answers.jsonl", (
-        {"id": q["id"], "question": q["question"], "source": r.source, "confidence": round(r.confidence, 4),
-         "declined": r.confidence < min_confidence, "right": bool(re.search(q["pattern"], r.text, re.I)),
-         "generated": r.text, "article": q["article"], "pattern": q["pattern"]}
-        for q, r in zip(natural, natural_replies)))
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test", default="data/splits/test.jsonl")
     parser.add_argument("--val", default="data/splits/val.jsonl")
     parser.add_argument("--train", default="data/splits/train.jsonl")
@@ -334,9 +531,7 @@ def main() -> None:
     parser.add_argument("--details", default="metrics/eval_details.json")
     parser.add_argument("--answers-dir", default="metrics")
     parser.add_argument("--plots", default="plots")
-    parser.add_argument("--params", default="params.yaml")
-    evaluate(parser.parse_args())
 
 
 if __name__ == "__main__":
-    utils.run_cli(main)
+    utils.run_stage(__doc__, add_arguments, evaluate)

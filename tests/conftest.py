@@ -1,6 +1,7 @@
 """Shared test set-up: one torch thread, and a tiny world (articles, passages, Q&A splits, evaluation sets, a
 tokenizer, a small params.yaml) that is trained once per session through the CLI and shared
 by tests/test_train.py and tests/test_eval.py (`from conftest import ...` for the data)."""
+
 import json
 import os
 import subprocess
@@ -10,10 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
-from src import qa
-from src import utils
+from src import qa, utils
 from src.tokenizer import Tokenizer
+
+REPO = Path(__file__).resolve().parent.parent
 
 # One thread per process: on a busy 2-core machine, OpenMP threads contending for the cores make
 # these tiny models ~100x slower. Numerics and determinism do not depend on it.
@@ -35,65 +36,171 @@ def one_torch_thread():
 # ---------------------------------------------------------------- a tiny world
 
 ARTICLES = [
-    {"id": "tiger", "title": "Tiger", "domain": "animals", "url": "https://en.wikipedia.org/wiki/Tiger", "aliases": [],
-     "lead": "The tiger is the largest living cat species. It has orange fur with black stripes.",
-     "sections": [
-         {"heading": "Diet", "text": "Tigers are carnivores that hunt deer and wild boar. "
-                                     "They ambush prey at night. A tiger can eat forty kilograms of meat in one meal."},
-         {"heading": "Habitat", "text": "Tigers live in forests and grasslands of Asia. "
-                                        "They need water and dense cover. Most wild tigers live in India."}]},
-    {"id": "giraffe", "title": "Giraffe", "domain": "animals", "url": "https://en.wikipedia.org/wiki/Giraffe", "aliases": [],
-     "lead": "The giraffe is the tallest living land animal. It has a very long neck and legs.",
-     "sections": [
-         {"heading": "Diet", "text": "Giraffes browse on the leaves of acacia trees. "
-                                     "Their long tongues strip leaves from thorny branches. They drink water rarely."},
-         {"heading": "Habitat", "text": "Giraffes live in savannas and open woodlands of Africa. "
-                                        "They avoid dense forest. Herds roam over large ranges."}]},
-    {"id": "mars", "title": "Mars", "domain": "astronomy", "url": "https://en.wikipedia.org/wiki/Mars", "aliases": ["Red Planet"],
-     "lead": "Mars is the fourth planet from the Sun. It is often called the Red Planet.",
-     "sections": [
-         {"heading": "Moons", "text": "Mars has two small moons named Phobos and Deimos. "
-                                      "Both moons are irregular in shape. They may be captured asteroids."},
-         {"heading": "Surface", "text": "The surface of Mars is covered in red iron oxide dust. "
-                                        "Olympus Mons is the tallest volcano on Mars. Valles Marineris is a huge canyon."}]},
-    {"id": "jupiter", "title": "Jupiter", "domain": "astronomy", "url": "https://en.wikipedia.org/wiki/Jupiter", "aliases": [],
-     "lead": "Jupiter is the largest planet in the Solar System. It is a gas giant made mostly of hydrogen.",
-     "sections": [
-         {"heading": "Moons", "text": "Jupiter has ninety five known moons. "
-                                      "The four largest are the Galilean moons. Ganymede is bigger than Mercury."},
-         {"heading": "Atmosphere", "text": "The Great Red Spot is a giant storm on Jupiter. "
-                                           "Bands of clouds circle the planet. Winds reach six hundred kilometres per hour."}]},
+    {
+        "id": "tiger",
+        "title": "Tiger",
+        "domain": "animals",
+        "url": "https://en.wikipedia.org/wiki/Tiger",
+        "aliases": [],
+        "lead": "The tiger is the largest living cat species. It has orange fur with black stripes.",
+        "sections": [
+            {
+                "heading": "Diet",
+                "text": "Tigers are carnivores that hunt deer and wild boar. "
+                "They ambush prey at night. A tiger can eat forty kilograms of meat in one meal.",
+            },
+            {
+                "heading": "Habitat",
+                "text": "Tigers live in forests and grasslands of Asia. "
+                "They need water and dense cover. Most wild tigers live in India.",
+            },
+        ],
+    },
+    {
+        "id": "giraffe",
+        "title": "Giraffe",
+        "domain": "animals",
+        "url": "https://en.wikipedia.org/wiki/Giraffe",
+        "aliases": [],
+        "lead": "The giraffe is the tallest living land animal. It has a very long neck and legs.",
+        "sections": [
+            {
+                "heading": "Diet",
+                "text": "Giraffes browse on the leaves of acacia trees. "
+                "Their long tongues strip leaves from thorny branches. They drink water rarely.",
+            },
+            {
+                "heading": "Habitat",
+                "text": "Giraffes live in savannas and open woodlands of Africa. "
+                "They avoid dense forest. Herds roam over large ranges.",
+            },
+        ],
+    },
+    {
+        "id": "mars",
+        "title": "Mars",
+        "domain": "astronomy",
+        "url": "https://en.wikipedia.org/wiki/Mars",
+        "aliases": ["Red Planet"],
+        "lead": "Mars is the fourth planet from the Sun. It is often called the Red Planet.",
+        "sections": [
+            {
+                "heading": "Moons",
+                "text": "Mars has two small moons named Phobos and Deimos. "
+                "Both moons are irregular in shape. They may be captured asteroids.",
+            },
+            {
+                "heading": "Surface",
+                "text": "The surface of Mars is covered in red iron oxide dust. "
+                "Olympus Mons is the tallest volcano on Mars. Valles Marineris is a huge canyon.",
+            },
+        ],
+    },
+    {
+        "id": "jupiter",
+        "title": "Jupiter",
+        "domain": "astronomy",
+        "url": "https://en.wikipedia.org/wiki/Jupiter",
+        "aliases": [],
+        "lead": "Jupiter is the largest planet in the Solar System. It is a gas giant made mostly of hydrogen.",
+        "sections": [
+            {
+                "heading": "Moons",
+                "text": "Jupiter has ninety five known moons. "
+                "The four largest are the Galilean moons. Ganymede is bigger than Mercury.",
+            },
+            {
+                "heading": "Atmosphere",
+                "text": "The Great Red Spot is a giant storm on Jupiter. "
+                "Bands of clouds circle the planet. Winds reach six hundred kilometres per hour.",
+            },
+        ],
+    },
 ]
 TITLES = {a["title"] for a in ARTICLES}
 
 QUESTIONS = {  # (article id, heading) -> (train question, val question, test question)
     ("tiger", "Diet"): ("What does the tiger eat?", "What food does the tiger hunt?", "Which prey do tigers hunt for food?"),
-    ("tiger", "Habitat"): ("Where does the tiger live?", "What habitat does the tiger need?", "In which forests and grasslands do tigers live?"),
+    ("tiger", "Habitat"): (
+        "Where does the tiger live?",
+        "What habitat does the tiger need?",
+        "In which forests and grasslands do tigers live?",
+    ),
     ("giraffe", "Diet"): ("What does the giraffe eat?", "What food does the giraffe browse?", "Which leaves do giraffes browse?"),
-    ("giraffe", "Habitat"): ("Where does the giraffe live?", "What habitat does the giraffe need?", "In which savannas do giraffes live?"),
+    ("giraffe", "Habitat"): (
+        "Where does the giraffe live?",
+        "What habitat does the giraffe need?",
+        "In which savannas do giraffes live?",
+    ),
     ("mars", "Moons"): ("What moons does Mars have?", "How many moons orbit Mars?", "What are the names of the moons of Mars?"),
-    ("mars", "Surface"): ("What is the surface of Mars like?", "What covers the surface of Mars?", "Which volcano is on the surface of Mars?"),
-    ("jupiter", "Moons"): ("What moons does Jupiter have?", "How many moons orbit Jupiter?", "Which are the largest moons of Jupiter?"),
-    ("jupiter", "Atmosphere"): ("What is the atmosphere of Jupiter like?", "What storms are on Jupiter?", "What is the Great Red Spot on Jupiter?"),
+    ("mars", "Surface"): (
+        "What is the surface of Mars like?",
+        "What covers the surface of Mars?",
+        "Which volcano is on the surface of Mars?",
+    ),
+    ("jupiter", "Moons"): (
+        "What moons does Jupiter have?",
+        "How many moons orbit Jupiter?",
+        "Which are the largest moons of Jupiter?",
+    ),
+    ("jupiter", "Atmosphere"): (
+        "What is the atmosphere of Jupiter like?",
+        "What storms are on Jupiter?",
+        "What is the Great Red Spot on Jupiter?",
+    ),
 }
 
 # Hand-written questions about the tiny world, as evalsets/natural/ has them: one file per domain.
 # The first repeats a training question with other case and punctuation (same_as_training_question).
 NATURAL = [
-    {"id": "animals-001", "domain": "animals", "question": "what does the TIGER eat", "article": "Tiger",
-     "section": "Diet", "pattern": r"deer|boar"},
-    {"id": "animals-002", "domain": "animals", "question": "giraffes eat what kind of leaves?", "article": "Giraffe",
-     "section": "Diet", "pattern": r"acacia"},
-    {"id": "animals-003", "domain": "animals", "question": "where do wild tigers live", "article": "Tiger",
-     "section": "Habitat", "pattern": r"asia|india|forest"},
-    {"id": "astronomy-001", "domain": "astronomy", "question": "names of the two moons of mars?", "article": "Mars",
-     "section": "Moons", "pattern": r"phobos|deimos"},
-    {"id": "astronomy-002", "domain": "astronomy", "question": "whats the great red spot", "article": "Jupiter",
-     "section": "Atmosphere", "pattern": r"storm"},
+    {
+        "id": "animals-001",
+        "domain": "animals",
+        "question": "what does the TIGER eat",
+        "article": "Tiger",
+        "section": "Diet",
+        "pattern": r"deer|boar",
+    },
+    {
+        "id": "animals-002",
+        "domain": "animals",
+        "question": "giraffes eat what kind of leaves?",
+        "article": "Giraffe",
+        "section": "Diet",
+        "pattern": r"acacia",
+    },
+    {
+        "id": "animals-003",
+        "domain": "animals",
+        "question": "where do wild tigers live",
+        "article": "Tiger",
+        "section": "Habitat",
+        "pattern": r"asia|india|forest",
+    },
+    {
+        "id": "astronomy-001",
+        "domain": "astronomy",
+        "question": "names of the two moons of mars?",
+        "article": "Mars",
+        "section": "Moons",
+        "pattern": r"phobos|deimos",
+    },
+    {
+        "id": "astronomy-002",
+        "domain": "astronomy",
+        "question": "whats the great red spot",
+        "article": "Jupiter",
+        "section": "Atmosphere",
+        "pattern": r"storm",
+    },
 ]
 OUT_OF_SCOPE = ["Who wrote the novel War and Peace?", "What is the capital of Peru?", "How do I bake sourdough bread?"]
-CALIBRATION = ["Who painted the Mona Lisa?", "What is the boiling point of ethanol?", "How fast can a cheetah run?",
-               "When did the Roman Empire fall?"]
+CALIBRATION = [
+    "Who painted the Mona Lisa?",
+    "What is the boiling point of ethanol?",
+    "How fast can a cheetah run?",
+    "When did the Roman Empire fall?",
+]
 
 
 def passages() -> list[dict]:
@@ -105,8 +212,15 @@ def passages() -> list[dict]:
             sentences = utils.split_sentences(text)
             for label, run in ((heading, sentences[:2]), (f"{heading}, part 2", sentences[2:])):
                 if run:
-                    found.append({"id": f"{a['id']}#{utils.slugify(label)}", "domain": a["domain"], "title": a["title"],
-                                  "section": label, "text": " ".join(run)})
+                    found.append(
+                        {
+                            "id": f"{a['id']}#{utils.slugify(label)}",
+                            "domain": a["domain"],
+                            "title": a["title"],
+                            "section": label,
+                            "text": " ".join(run),
+                        }
+                    )
     return found
 
 
@@ -122,11 +236,17 @@ def qa_pairs(which: int) -> list[dict]:
     for (article_id, heading), questions in QUESTIONS.items():
         article = by_id[article_id]
         text = next(s["text"] for s in article["sections"] if s["heading"] == heading)
-        pairs.append({
-            "id": f"{article_id}-{heading}-{which}", "fact_id": f"{article_id}-{heading}", "domain": article["domain"],
-            "title": article["title"], "section": heading, "question": questions[which],
-            "answer": " ".join(utils.split_sentences(text)[:2]),
-        })
+        pairs.append(
+            {
+                "id": f"{article_id}-{heading}-{which}",
+                "fact_id": f"{article_id}-{heading}",
+                "domain": article["domain"],
+                "title": article["title"],
+                "section": heading,
+                "question": questions[which],
+                "answer": " ".join(utils.split_sentences(text)[:2]),
+            }
+        )
     return pairs
 
 
@@ -155,8 +275,19 @@ def write_params(path: Path, drop_train_key: str | None = None, **train_override
     params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
     params["model"] = {"max_seq_len": 96, "emb_dim": 64, "num_layers": 2, "num_heads": 2, "dropout": 0.0}
     # enough steps for the tiny model to learn to recite its training answers (~10 s on one thread)
-    params["train"].update({"seed": 7, "max_steps": 300, "batch_size": 8, "lr": 6.0e-3, "min_lr": 6.0e-4,
-                            "warmup_steps": 20, "eval_interval": 100, "eval_batches": 2, "bf16": False})
+    params["train"].update(
+        {
+            "seed": 7,
+            "max_steps": 300,
+            "batch_size": 8,
+            "lr": 6.0e-3,
+            "min_lr": 6.0e-4,
+            "warmup_steps": 20,
+            "eval_interval": 100,
+            "eval_batches": 2,
+            "bf16": False,
+        }
+    )
     params["train"].update(train_overrides)
     if drop_train_key:
         del params["train"][drop_train_key]
@@ -188,11 +319,30 @@ def make_world(root: Path) -> dict[str, Path]:
     return paths
 
 
-def run_train(world: dict[str, Path], out: Path, params: Path | None = None) -> tuple[subprocess.CompletedProcess, dict[str, Path]]:
+def run_train(
+    world: dict[str, Path], out: Path, params: Path | None = None
+) -> tuple[subprocess.CompletedProcess, dict[str, Path]]:
     outputs = {"checkpoint": out / "model.pt", "metrics": out / "train.json", "plot": out / "train_loss.csv"}
-    cmd = [sys.executable, "src/train.py", "--passages", world["passages"], "--train", world["train"],
-           "--val", world["val"], "--tokenizer", world["tokenizer"], "--checkpoint", outputs["checkpoint"],
-           "--metrics", outputs["metrics"], "--plot", outputs["plot"], "--params", params or world["params"]]
+    cmd = [
+        sys.executable,
+        "src/train.py",
+        "--passages",
+        world["passages"],
+        "--train",
+        world["train"],
+        "--val",
+        world["val"],
+        "--tokenizer",
+        world["tokenizer"],
+        "--checkpoint",
+        outputs["checkpoint"],
+        "--metrics",
+        outputs["metrics"],
+        "--plot",
+        outputs["plot"],
+        "--params",
+        params or world["params"],
+    ]
     result = subprocess.run([str(c) for c in cmd], cwd=REPO, capture_output=True, text=True, timeout=120, env=ENV)
     return result, outputs
 

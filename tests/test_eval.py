@@ -1,6 +1,7 @@
 """Tests for evaluation: the scores, the retrieval baselines, answering through the source
-trie (qa.answer, qa.closest_sources), and real runs of eval.py and ask.py on the tiny model
+trie (qa.answer, qa.closest_sources), and real runs of evaluate.py and ask.py on the tiny model
 trained through the CLI (tests/conftest.py, shared with tests/test_train.py)."""
+
 import csv
 import json
 import math
@@ -12,12 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-
-from src import baselines
-from src import evaluate as eval_stage
-from src import qa
-from src import utils
 from conftest import ARTICLES, CALIBRATION, ENV, MIN_CONFIDENCE, NATURAL, OUT_OF_SCOPE, REPO, TITLES, headers, qa_pairs
+
+from src import baselines, qa, utils
+from src import evaluate as eval_stage
 from src.model import MiniTransformer, ModelConfig
 
 METRICS = {"rougeL_f1", "token_f1", "exact_match"}
@@ -27,16 +26,45 @@ MAX_NEW_TOKENS = 80  # conftest.write_params: eval.max_new_tokens
 
 @pytest.fixture(scope="module")
 def evaluated(trained, tmp_path_factory):
-    """Run eval.py once on the tiny trained model; return (inputs, checkpoint, outputs)."""
+    """Run evaluate.py once on the tiny trained model; return (inputs, checkpoint, outputs)."""
     world, model_files, _ = trained
     out = tmp_path_factory.mktemp("eval")
-    outputs = {"metrics": out / "eval.json", "details": out / "eval_details.json", "answers": out / "answers",
-               "plots": out / "plots"}
-    cmd = [sys.executable, "src/evaluate.py", "--test", world["test"], "--val", world["val"], "--train", world["train"],
-           "--articles", world["articles"], "--natural", world["natural"], "--out-of-scope", world["out_of_scope"],
-           "--calibration", world["calibration"], "--checkpoint", model_files["checkpoint"],
-           "--metrics", outputs["metrics"], "--details", outputs["details"], "--answers-dir", outputs["answers"],
-           "--plots", outputs["plots"], "--params", world["params"]]
+    outputs = {
+        "metrics": out / "eval.json",
+        "details": out / "eval_details.json",
+        "answers": out / "answers",
+        "plots": out / "plots",
+    }
+    cmd = [
+        sys.executable,
+        "src/evaluate.py",
+        "--test",
+        world["test"],
+        "--val",
+        world["val"],
+        "--train",
+        world["train"],
+        "--articles",
+        world["articles"],
+        "--natural",
+        world["natural"],
+        "--out-of-scope",
+        world["out_of_scope"],
+        "--calibration",
+        world["calibration"],
+        "--checkpoint",
+        model_files["checkpoint"],
+        "--metrics",
+        outputs["metrics"],
+        "--details",
+        outputs["details"],
+        "--answers-dir",
+        outputs["answers"],
+        "--plots",
+        outputs["plots"],
+        "--params",
+        world["params"],
+    ]
     result = subprocess.run([str(c) for c in cmd], cwd=REPO, capture_output=True, text=True, timeout=120, env=ENV)
     assert result.returncode == 0, result.stderr
     assert "eval:" in result.stdout
@@ -60,8 +88,20 @@ def untrained(tok):
 
 
 def run_ask(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "src/ask.py", *map(str, args)], cwd=REPO, input=stdin,
-                          capture_output=True, text=True, timeout=60, env=ENV)
+    return subprocess.run(
+        [sys.executable, "src/ask.py", *map(str, args)],
+        cwd=REPO,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=ENV,
+    )
+
+
+def declined(replies: list[qa.Reply]) -> float:
+    """The share of replies below the tiny world's eval.min_confidence, as the outputs round it."""
+    return round(sum(r.confidence < MIN_CONFIDENCE for r in replies) / len(replies), 4)
 
 
 def read_csv(path: Path) -> list[dict]:
@@ -86,6 +126,7 @@ def header_logprob(model, tokenizer, trie: qa.SourceTrie, question: str, source:
 
 
 # ---------------------------------------------------------------- scores
+
 
 def test_normalize_drops_case_punctuation_and_articles():
     assert eval_stage.normalize("The Sun's core, a plasma -- AN oven!") == ["suns", "core", "plasma", "oven"]
@@ -119,6 +160,7 @@ def test_score_exact_disjoint_and_mixed():
 
 # ---------------------------------------------------------------- baselines
 
+
 def test_closed_book_answers_with_the_nearest_training_question():
     train_pairs = qa_pairs(0)
     by_question = {p["question"]: p["answer"] for p in train_pairs}
@@ -140,6 +182,7 @@ def test_open_book_answers_with_a_2_to_4_sentence_passage_of_the_right_article()
 
 # ---------------------------------------------------------------- outcomes, faithfulness, same questions
 
+
 def test_outcomes_count_right_wrong_and_declined():
     answers = ["Tigers hunt DEER at night.", None, "Mars is red.", "Phobos and Deimos", None, "It eats leaves."]
     patterns = [r"deer|boar", r"acacia", r"moons", r"phobos", r"storm", r"acacia"]
@@ -151,16 +194,56 @@ def test_outcomes_count_right_wrong_and_declined():
     assert eval_stage.outcomes([""], ["deer"]) == {"accuracy": 0.0, "wrong": 1.0, "declined": 0.0}
 
 
+def test_the_model_declines_below_the_threshold_and_answers_at_or_above_it():
+    replies = [
+        qa.Reply("Tiger (Diet):", "Tigers hunt deer.", 0.3),
+        qa.Reply("Mars (Moons):", "Phobos and Deimos.", 0.5),
+        qa.Reply("Giraffe (Diet):", "Acacia leaves.", 0.9),
+    ]
+    assert eval_stage.given_answers(replies, 0.5) == [None, "Phobos and Deimos.", "Acacia leaves."]
+    assert eval_stage.given_answers(replies, 0.0) == [r.text for r in replies]
+    assert eval_stage.declined_share(replies, 0.5) == 0.3333
+    assert eval_stage.declined_share(replies, 0.0) == 0.0
+    assert eval_stage.declined_share(replies, 1.01) == 1.0
+
+
+def test_ask_together_asks_once_and_cuts_the_results_back_per_set():
+    calls = []
+
+    def ask(questions: list[str]) -> list[str]:
+        calls.append(questions)
+        return [q.upper() for q in questions]
+
+    first, empty, last = [{"question": "a"}, {"question": "b"}], [], [{"question": "c"}]
+    assert eval_stage.ask_together(ask, first, empty, last) == [["A", "B"], [], ["C"]]
+    assert calls == [["a", "b", "c"]]
+
+
+def test_article_sentences_are_every_sentence_of_the_lead_and_sections_in_order():
+    assert eval_stage.article_sentences(ARTICLES[:1]) == [
+        "The tiger is the largest living cat species.",
+        "It has orange fur with black stripes.",
+        "Tigers are carnivores that hunt deer and wild boar.",
+        "They ambush prey at night.",
+        "A tiger can eat forty kilograms of meat in one meal.",
+        "Tigers live in forests and grasslands of Asia.",
+        "They need water and dense cover.",
+        "Most wild tigers live in India.",
+    ]
+    assert len(eval_stage.article_sentences(ARTICLES)) == 4 * 8
+    assert eval_stage.article_sentences([]) == []
+
+
 def test_faithful_share_counts_recited_sentences_not_invented_ones():
-    sentences = [s for a in ARTICLES for part in [a["lead"]] + [x["text"] for x in a["sections"]]
-                 for s in utils.split_sentences(part)]
+    sentences = eval_stage.article_sentences(ARTICLES)
     verbatim = "Tigers are carnivores that hunt deer and wild boar."
     invented = "Penguins sing loudly to the frozen moon every winter evening."
     assert eval_stage.faithful_share([verbatim], sentences) == 1.0
     assert eval_stage.faithful_share([invented], sentences) == 0.0
     # sentence by sentence, across answers: 2 of the 3 sentences are recited
-    assert eval_stage.faithful_share([f"{verbatim} {invented}", "Mars has two small moons named Phobos and Deimos."],
-                                     sentences) == pytest.approx(0.6667)
+    assert eval_stage.faithful_share(
+        [f"{verbatim} {invented}", "Mars has two small moons named Phobos and Deimos."], sentences
+    ) == pytest.approx(0.6667)
     # the answer names the right words in a garbled order: not a recitation
     assert eval_stage.faithful_share(["Boar and deer hunt carnivores that are wild tigers."], sentences) == 0.0
     assert eval_stage.faithful_share([], sentences) == 1.0  # nothing said, nothing invented
@@ -190,6 +273,7 @@ def test_reply_shown_answers_or_declines_naming_the_closest_topics():
 
 # ---------------------------------------------------------------- the source trie and answering
 
+
 def test_source_trie_holds_every_header_and_ends_at_its_index(tok):
     sources = headers()
     trie = qa.SourceTrie(tok, sources)
@@ -218,8 +302,15 @@ def test_source_trie_holds_every_header_and_ends_at_its_index(tok):
 def test_answer_names_a_learned_source_even_for_an_untrained_model_and_nonsense(untrained, tok):
     sources = headers()
     trie = qa.SourceTrie(tok, sources)
-    questions = ["What does the tiger eat?", "zzqx vvv kkkk", "", "?!?!", "Qu'est-ce que c'est ?", "1234 5678",
-                 "How many moons orbit Mars?"]
+    questions = [
+        "What does the tiger eat?",
+        "zzqx vvv kkkk",
+        "",
+        "?!?!",
+        "Qu'est-ce que c'est ?",
+        "1234 5678",
+        "How many moons orbit Mars?",
+    ]
     replies = qa.answer(untrained, tok, trie, questions, max_new_tokens=40)
     assert len(replies) == len(questions)
     for reply in replies:
@@ -239,10 +330,20 @@ def test_answer_on_the_trained_model_names_a_learned_source_for_out_of_scope_que
 
 def test_batched_answers_are_the_one_at_a_time_answers(loaded):
     model, tokenizer, trie = loaded
-    questions = ["What does the tiger eat?", "Mars?", "Where does the tiger live?", "What does the giraffe eat?",
-                 "Which prey do tigers hunt for food?", "How many moons orbit Mars?", "names of the two moons of mars?",
-                 "Where does the giraffe live?", "What is the Great Red Spot on Jupiter?", "What does the lion eat?",
-                 "How many moons orbit Jupiter?", "In which forests and grasslands do tigers live?"]
+    questions = [
+        "What does the tiger eat?",
+        "Mars?",
+        "Where does the tiger live?",
+        "What does the giraffe eat?",
+        "Which prey do tigers hunt for food?",
+        "How many moons orbit Mars?",
+        "names of the two moons of mars?",
+        "Where does the giraffe live?",
+        "What is the Great Red Spot on Jupiter?",
+        "What does the lion eat?",
+        "How many moons orbit Jupiter?",
+        "In which forests and grasslands do tigers live?",
+    ]
     lengths = [len(qa.encode_prompt(tokenizer, q)) for q in questions]
     # real batches (of 4, 3 and 2 prompts of one length, in mixed order), and prompts of 6 lengths
     assert sorted(lengths.count(n) for n in set(lengths)) == [1, 1, 1, 2, 3, 4]
@@ -327,15 +428,16 @@ def test_closest_sources_are_distinct_valid_ranked_and_exhaustive_when_wide_enou
     assert sorted(qa.closest_sources(model, tokenizer, small, "What does the tiger eat?", width=5)) == sorted(sources[:3])
 
 
-# ---------------------------------------------------------------- eval.py
+# ---------------------------------------------------------------- evaluate.py
+
 
 def model_replies(world, loaded) -> tuple[list[qa.Reply], list[qa.Reply], list[qa.Reply]]:
-    """The model's replies to the test, natural and out-of-scope questions, asked as eval.py asks them."""
+    """The model's replies to the test, natural and out-of-scope questions, asked as evaluate.py asks them."""
     model, tokenizer, trie = loaded
     test = utils.read_jsonl(world["test"])
     asked = [p["question"] for p in test] + [q["question"] for q in NATURAL] + OUT_OF_SCOPE
     replies = qa.answer(model, tokenizer, trie, asked, MAX_NEW_TOKENS)
-    return replies[:len(test)], replies[len(test):len(test) + len(NATURAL)], replies[len(test) + len(NATURAL):]
+    return replies[: len(test)], replies[len(test) : len(test) + len(NATURAL)], replies[len(test) + len(NATURAL) :]
 
 
 def test_eval_writes_every_section_of_the_metrics(evaluated):
@@ -344,7 +446,7 @@ def test_eval_writes_every_section_of_the_metrics(evaluated):
     assert set(metrics) == SYSTEMS | {"natural", "out_of_scope", "num_questions"}
     assert metrics["num_questions"] == {"test": 8, "natural": len(NATURAL), "out_of_scope": len(OUT_OF_SCOPE)}
     for system in SYSTEMS:
-        assert METRICS <= set(metrics[system])
+        assert set(metrics[system]) >= METRICS
         assert all(0.0 <= metrics[system][m] <= 1.0 for m in METRICS)
     model = metrics["model"]
     assert {"perplexity", "sentences_2_4", "source_accuracy", "declined", "faithful", "invented_sources"} <= set(model)
@@ -370,19 +472,20 @@ def test_eval_test_answers_and_scores_are_the_models(evaluated, loaded):
     rows = utils.read_jsonl(outputs["answers"] / "test_answers.jsonl")
     metrics = json.loads(outputs["metrics"].read_text())
     replies, natural_replies, _ = model_replies(world, loaded)
-    assert [(r["domain"], r["question"], r["reference"]) for r in rows] == [(p["domain"], p["question"], p["answer"]) for p in test]
+    assert [(r["domain"], r["question"], r["reference"]) for r in rows] == [
+        (p["domain"], p["question"], p["answer"]) for p in test
+    ]
     assert [(r["source"], r["generated"]) for r in rows] == [(r.source, r.text) for r in replies]
     assert [r["confidence"] for r in rows] == pytest.approx([round(r.confidence, 4) for r in replies], abs=1e-4)
     assert [r["reference_source"] for r in rows] == [qa.source_header(p["title"], p["section"]) for p in test]
     right = [r["source"] == r["reference_source"] for r in rows]
     assert metrics["model"]["source_accuracy"] == round(sum(right) / len(right), 4)
-    assert metrics["model"]["declined"] == round(sum(r.confidence < MIN_CONFIDENCE for r in replies) / len(replies), 4)
+    assert metrics["model"]["declined"] == declined(replies)
     expected = eval_stage.score([r["generated"] for r in rows], [p["answer"] for p in test])
     assert {k: metrics["model"][k] for k in METRICS} == expected
     # faithful: over the answers the model gives (test and natural, above the threshold)
-    sentences = [s for a in ARTICLES for part in [a["lead"]] + [x["text"] for x in a["sections"]] for s in utils.split_sentences(part)]
     answered = [r.text for r in replies + natural_replies if r.confidence >= MIN_CONFIDENCE]
-    assert metrics["model"]["faithful"] == eval_stage.faithful_share(answered, sentences)
+    assert metrics["model"]["faithful"] == eval_stage.faithful_share(answered, eval_stage.article_sentences(ARTICLES))
 
     # perplexity: exp of the mean loss over answer tokens (and their end token), given the source
     # header alone (the context the text is recited in), the header excluded, cut to the context
@@ -393,7 +496,7 @@ def test_eval_test_answers_and_scores_are_the_models(evaluated, loaded):
         for p in test:
             header = tokenizer.encode(qa.source_header(p["title"], p["section"]))
             ids = (header + tokenizer.encode(" " + p["answer"]) + [end])[:max_len]
-            mask = ([0] * len(header) + [1] * len(ids))[:len(ids)]
+            mask = ([0] * len(header) + [1] * len(ids))[: len(ids)]
             logits = model(torch.tensor([ids[:-1]]))[0]
             losses = F.cross_entropy(logits, torch.tensor(ids[1:]), reduction="none")
             total += float((losses * torch.tensor(mask[1:], dtype=torch.float)).sum())
@@ -409,8 +512,8 @@ def test_eval_baseline_scores_match_the_baselines(evaluated):
     asked = questions + [q["question"] for q in NATURAL] + OUT_OF_SCOPE  # TF-IDF is fit per call: same call as eval
     closed = baselines.closed_book_answers(train_pairs, asked)
     opened = baselines.open_book_answers(ARTICLES, asked)
-    assert metrics["closed_book_retrieval"] == eval_stage.score(closed[:len(test)], refs)
-    assert metrics["open_book_retrieval"] == eval_stage.score(opened[:len(test)], refs)
+    assert metrics["closed_book_retrieval"] == eval_stage.score(closed[: len(test)], refs)
+    assert metrics["open_book_retrieval"] == eval_stage.score(opened[: len(test)], refs)
     # the open-book baseline reads the articles, whose sections the references come from
     assert metrics["open_book_retrieval"]["rougeL_f1"] > 0.3
     patterns = [q["pattern"] for q in NATURAL]
@@ -425,14 +528,15 @@ def test_eval_natural_and_out_of_scope_outcomes_are_the_models(evaluated, loaded
     _, replies, oos_replies = model_replies(world, loaded)
     rows = utils.read_jsonl(outputs["answers"] / "natural_answers.jsonl")
     assert [(r["id"], r["question"], r["article"], r["pattern"]) for r in rows] == [
-        (q["id"], q["question"], q["article"], q["pattern"]) for q in NATURAL]
+        (q["id"], q["question"], q["article"], q["pattern"]) for q in NATURAL
+    ]
     assert [(r["source"], r["generated"]) for r in rows] == [(r.source, r.text) for r in replies]
     assert [r["declined"] for r in rows] == [r.confidence < MIN_CONFIDENCE for r in replies]
     assert [r["right"] for r in rows] == [re.search(q["pattern"], r.text, re.I) is not None for q, r in zip(NATURAL, replies)]
     shown = [None if r["declined"] else r["generated"] for r in rows]
     assert metrics["natural"]["model"] == eval_stage.outcomes(shown, [q["pattern"] for q in NATURAL])
-    declined = round(sum(r.confidence < MIN_CONFIDENCE for r in oos_replies) / len(oos_replies), 4)
-    assert metrics["out_of_scope"]["model"] == {"declined": declined, "answered": round(1 - declined, 4)}
+    oos_declined = declined(oos_replies)
+    assert metrics["out_of_scope"]["model"] == {"declined": oos_declined, "answered": round(1 - oos_declined, 4)}
 
     per_domain = details["natural_per_domain"]
     assert list(per_domain) == ["astronomy", "animals"]  # the domains present, in utils.DOMAINS order
@@ -463,8 +567,15 @@ def test_eval_decline_tradeoff_is_what_each_threshold_gives(evaluated, loaded):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 1000
     rows = [{k: float(v) for k, v in r.items()} for r in read_csv(outputs["plots"] / "decline_tradeoff.csv")]
     assert [r["threshold"] for r in rows] == [round(0.05 * i, 2) for i in range(21)]
-    assert set(rows[0]) == {"threshold", "val_right", "val_declined", "calibration_declined", "natural_right",
-                            "natural_wrong", "out_of_scope_declined"}
+    assert set(rows[0]) == {
+        "threshold",
+        "val_right",
+        "val_declined",
+        "calibration_declined",
+        "natural_right",
+        "natural_wrong",
+        "out_of_scope_declined",
+    }
     for key in ("val_declined", "calibration_declined", "out_of_scope_declined"):
         assert rows[0][key] == 0.0  # no confidence is below 0
         assert all(a[key] <= b[key] for a, b in zip(rows, rows[1:])), key  # a higher bar declines more
@@ -474,20 +585,22 @@ def test_eval_decline_tradeoff_is_what_each_threshold_gives(evaluated, loaded):
     assert rows[0]["natural_right"] + rows[0]["natural_wrong"] == pytest.approx(1.0, abs=2e-4)
     # at the configured threshold: the numbers of eval.json
     at = next(r for r in rows if r["threshold"] == MIN_CONFIDENCE)
-    assert (at["natural_right"], at["natural_wrong"]) == (metrics["natural"]["model"]["accuracy"], metrics["natural"]["model"]["wrong"])
+    natural = metrics["natural"]["model"]
+    assert (at["natural_right"], at["natural_wrong"]) == (natural["accuracy"], natural["wrong"])
     assert at["out_of_scope_declined"] == metrics["out_of_scope"]["model"]["declined"]
     # validation and calibration: the sources the model names (no text is recited for them)
     val = utils.read_jsonl(world["val"])
     val_replies = qa.name(model, tokenizer, trie, [p["question"] for p in val] + CALIBRATION)
-    val_replies, calibration_replies = val_replies[:len(val)], val_replies[len(val):]
+    val_replies, calibration_replies = val_replies[: len(val)], val_replies[len(val) :]
     right = [r.source == qa.source_header(p["title"], p["section"]) for r, p in zip(val_replies, val)]
     assert rows[0]["val_right"] == round(sum(right) / len(val), 4)
     assert at["val_right"] == round(sum(ok and r.confidence >= MIN_CONFIDENCE for ok, r in zip(right, val_replies)) / len(val), 4)
-    assert at["val_declined"] == round(sum(r.confidence < MIN_CONFIDENCE for r in val_replies) / len(val), 4)
-    assert at["calibration_declined"] == round(sum(r.confidence < MIN_CONFIDENCE for r in calibration_replies) / len(CALIBRATION), 4)
+    assert at["val_declined"] == declined(val_replies)
+    assert at["calibration_declined"] == declined(calibration_replies)
 
 
 # ---------------------------------------------------------------- ask.py
+
 
 def test_ask_with_min_confidence_0_answers_with_a_learned_source(trained, loaded):
     world, model_files, _ = trained
@@ -495,7 +608,7 @@ def test_ask_with_min_confidence_0_answers_with_a_learned_source(trained, loaded
     question = "What does the tiger eat?"
     result = run_ask("--checkpoint", model_files["checkpoint"], "--params", world["params"], "--min-confidence", "0", question)
     assert result.returncode == 0, result.stderr
-    line, = result.stdout.splitlines()
+    (line,) = result.stdout.splitlines()
     assert any(line.startswith(source + " ") for source in headers())
     (reply,) = qa.answer(model, tokenizer, trie, [question], MAX_NEW_TOKENS)
     assert result.stdout == f"{reply.source} {reply.text}\n"  # greedy by default, eval.max_new_tokens from --params
@@ -507,10 +620,10 @@ def test_ask_with_min_confidence_above_1_declines_and_names_known_topics(trained
     question = "Who wrote the novel War and Peace?"
     result = run_ask("--checkpoint", model_files["checkpoint"], "--params", world["params"], "--min-confidence", "1.01", question)
     assert result.returncode == 0, result.stderr
-    line, = result.stdout.splitlines()
+    (line,) = result.stdout.splitlines()
     prefix = "I don't know. The closest topics I know are: "
     assert line.startswith(prefix) and line.endswith(".")
-    topics = line[len(prefix):-1].split(", ")
+    topics = line[len(prefix) : -1].split(", ")
     assert 1 <= len(topics) <= 3 and len(set(topics)) == len(topics)
     assert set(topics) <= TITLES
     closest = [s.rsplit(" (", 1)[0] for s in qa.closest_sources(model, tokenizer, trie, question)]
