@@ -64,19 +64,32 @@ def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tenso
     return x * cos + torch.cat((-x2, x1), dim=-1) * sin
 
 
-def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout: float = 0.0) -> torch.Tensor:
-    """Causal attention: each query takes a weighted mean of the values of the keys at or
-    before its own position, weighted by softmax(query . key / sqrt(head_dim)).
+def blocked_positions(T: int, S: int, segments: torch.Tensor | None, device: torch.device) -> torch.Tensor:
+    """Which key positions each query must not see: (T, S), or (B, 1, T, S) with segments.
+
+    The newest T of S positions are the queries. A query never sees the future. With
+    `segments` (B, S), the id of the example each position belongs to, it also never sees
+    another example: several examples packed in one row (training) or padding beside a
+    prompt (batched decoding) then give each example exactly what it would get alone, as
+    rotary positions depend only on how far apart two tokens are.
+    """
+    blocked = torch.ones(T, S, dtype=torch.bool, device=device).triu(S - T + 1)
+    if segments is not None:
+        blocked = blocked | (segments[:, None, -T:, None] != segments[:, None, None, :])
+    return blocked
+
+
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, blocked: torch.Tensor, dropout: float = 0.0) -> torch.Tensor:
+    """Each query takes a weighted mean of the values of the keys it may see (not `blocked`),
+    weighted by softmax(query . key / sqrt(head_dim)).
 
     q (B, nh, T, hs) are the newest T positions; k, v (B, nh, S, hs) are all S positions so
     far (S > T when decoding with a KV cache). Written out rather than calling
     F.scaled_dot_product_attention: at these sizes, its CPU kernel's forward and backward
     take about 3x as long in bfloat16 (benchmark.py times both).
     """
-    T, S = q.shape[-2], k.shape[-2]
     scores = q @ k.transpose(-2, -1) * q.shape[-1] ** -0.5  # (B, nh, T, S)
-    future = torch.ones(T, S, dtype=torch.bool, device=q.device).triu(S - T + 1)
-    weights = F.dropout(scores.masked_fill(future, float("-inf")).softmax(dim=-1), dropout)
+    weights = F.dropout(scores.masked_fill(blocked, float("-inf")).softmax(dim=-1), dropout)
     return weights @ v
 
 
@@ -91,7 +104,7 @@ class CausalSelfAttention(nn.Module):
         self.dropout = config.dropout
 
     def forward(
-        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, cache: LayerCache | None = None
+        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, blocked: torch.Tensor, cache: LayerCache | None = None
     ) -> tuple[torch.Tensor, LayerCache]:
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)
@@ -102,7 +115,7 @@ class CausalSelfAttention(nn.Module):
             # Decoding one new token: it may attend to every cached (earlier) position.
             k = torch.cat([cache[0], k], dim=2)
             v = torch.cat([cache[1], v], dim=2)
-        y = attend(q, k, v, self.dropout if self.training else 0.0)
+        y = attend(q, k, v, blocked, self.dropout if self.training else 0.0)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # re-join the heads
         return self.proj(y), (k, v)
 
@@ -133,9 +146,9 @@ class Block(nn.Module):
         self.ff = FeedForward(config)
 
     def forward(
-        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, cache: LayerCache | None = None
+        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, blocked: torch.Tensor, cache: LayerCache | None = None
     ) -> tuple[torch.Tensor, LayerCache]:
-        attn_out, new_cache = self.attn(self.norm1(x), cos, sin, cache)
+        attn_out, new_cache = self.attn(self.norm1(x), cos, sin, blocked, cache)
         x = x + attn_out
         x = x + self.ff(self.norm2(x))
         return x, new_cache
@@ -173,20 +186,35 @@ class MiniTransformer(nn.Module):
         """Number of trainable parameters (the tied output layer is counted once)."""
         return sum(p.numel() for p in self.parameters())
 
-    def forward(self, ids: torch.Tensor, cache: KVCache | None = None, start_pos: int = 0) -> torch.Tensor:
+    def forward(
+        self,
+        ids: torch.Tensor,
+        cache: KVCache | None = None,
+        positions: torch.Tensor | None = None,
+        segments: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """ids (B, T) -> logits (B, T, vocab_size).
 
         With `cache` (a list that this call fills in), the model also returns the keys and
         values of every layer, so the next call only has to process the newest token.
+        `positions` (T,) or (B, T) are the tokens' positions, by default the ones after the
+        cached ones. `segments` (B, cached + T) keeps apart the examples that share a row
+        (see blocked_positions).
         """
         B, T = ids.shape
-        if start_pos + T > self.config.max_seq_len:
-            raise ValueError(f"sequence of {start_pos + T} tokens exceeds max_seq_len={self.config.max_seq_len}")
-        cos, sin = self.cos[start_pos : start_pos + T], self.sin[start_pos : start_pos + T]
+        past = cache[0][0].shape[2] if cache else 0  # positions already in the KV cache
+        if positions is None:
+            positions = torch.arange(past, past + T, device=ids.device)
+        if int(positions.max()) >= self.config.max_seq_len:
+            raise ValueError(f"position {int(positions.max())} is past max_seq_len={self.config.max_seq_len}")
+        cos, sin = self.cos[positions], self.sin[positions]  # (T, hs), or (B, T, hs) for per-row positions
+        if positions.dim() == 2:
+            cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)  # broadcast over the heads
+        blocked = blocked_positions(T, past + T, segments, ids.device)
         x = self.drop(self.tok_emb(ids))  # (B, T, C)
         for i, block in enumerate(self.blocks):
             layer_cache = cache[i] if cache is not None and i < len(cache) else None
-            x, new_layer_cache = block(x, cos, sin, layer_cache)
+            x, new_layer_cache = block(x, cos, sin, blocked, layer_cache)
             if cache is not None:
                 cache[i : i + 1] = [new_layer_cache]
         return self.lm_head(self.norm(x))
@@ -213,13 +241,10 @@ class MiniTransformer(nn.Module):
         budget = min(max_new_tokens, self.config.max_seq_len - len(prompt))
         cache: KVCache | None = [] if use_cache else None
         new_tokens: list[int] = []
-        next_input, start_pos = ids, 0
+        next_input = ids
         for _ in range(budget):
-            if use_cache:
-                logits = self(next_input, cache=cache, start_pos=start_pos)
-                start_pos += next_input.shape[1]
-            else:
-                logits = self(ids)  # recompute the whole sequence every step
+            # without a cache, the whole sequence is recomputed at every step
+            logits = self(next_input, cache=cache) if use_cache else self(ids)
             next_id = sample_next(logits[0, -1].float(), temperature, top_k, top_p, generator)
             if next_id == stop_id:
                 break

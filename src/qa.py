@@ -145,14 +145,18 @@ def answer(
       1. name the source (`name`);
       2. recite it: the text the model continues after that header, from the header alone,
          exactly as it learned the passage (greedy unless sampling options are given).
-    Sequences of equal length run as one batch, so no padding is needed and each answer
-    is the one it would get alone."""
+    Up to batch_size questions are decoded together (BatchDecoder); each answer is the one it
+    would get alone (a test checks it)."""
     named = name(model, tokenizer, trie, questions, batch_size)
-    headers = [trie.ids[reply.source] for reply in named]
-    texts = in_equal_length_batches(
-        headers, batch_size, lambda group: recite(model, tokenizer, group, max_new_tokens, **sampling)
-    )
-    return [Reply(reply.source, text, reply.confidence) for reply, text in zip(named, texts)]
+    sampled = sampling.get("temperature", 0.0) > 0
+    # Greedy, the text after a header depends on the header alone: recite each one once.
+    sources = [r.source for r in named] if sampled else list(dict.fromkeys(r.source for r in named))
+    headers = [trie.ids[source] for source in sources]
+    texts = in_batches(headers, batch_size, lambda group: recite(model, tokenizer, group, max_new_tokens, **sampling))
+    if sampled:
+        return [Reply(reply.source, text, reply.confidence) for reply, text in zip(named, texts)]
+    text_of = dict(zip(sources, texts))
+    return [Reply(reply.source, text_of[reply.source], reply.confidence) for reply in named]
 
 
 @torch.no_grad()
@@ -162,70 +166,110 @@ def name(
     """Step 1 alone: the question, then a header chosen among the valid ones (constrained
     greedy decoding through the trie), with the model's confidence in it; no text yet."""
     prompts = [trie.prompt(tokenizer, q, model.config.max_seq_len) for q in questions]
-    named = in_equal_length_batches(prompts, batch_size, lambda group: name_sources(model, trie, group))
+    named = in_batches(prompts, batch_size, lambda group: name_sources(model, trie, group))
     return [Reply(trie.sources[index], "", math.exp(logprob)) for index, logprob in named]
 
 
-def in_equal_length_batches(sequences: list[list[int]], batch_size: int, run) -> list:
-    """run(batch) on groups of at most batch_size sequences of one length; results in input order."""
-    by_length: dict[int, list[int]] = {}
-    for i, sequence in enumerate(sequences):
-        by_length.setdefault(len(sequence), []).append(i)
+def in_batches(sequences: list[list[int]], batch_size: int, run) -> list:
+    """run(batch) on groups of at most batch_size sequences, shortest first (so a batch pads
+    little); the results in input order."""
+    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
     results: list = [None] * len(sequences)
-    for indices in by_length.values():
-        for start in range(0, len(indices), batch_size):
-            group = indices[start : start + batch_size]
-            for i, result in zip(group, run([sequences[i] for i in group])):
-                results[i] = result
+    for start in range(0, len(order), batch_size):
+        group = order[start : start + batch_size]
+        for i, result in zip(group, run([sequences[i] for i in group])):
+            results[i] = result
     return results
 
 
+class BatchDecoder:
+    """Several prompts decoded together, one new token per row per step, with one KV cache.
+
+    Prompts of different lengths are padded on the left; the padding gets its own segment
+    (so no real token attends to it) and each row its own positions (so its first token sits
+    at position 0, as it would alone): every row computes what it would alone. A finished row
+    leaves the batch (`keep`), so the batch shrinks as answers end.
+    """
+
+    def __init__(self, model: MiniTransformer, prompts: list[list[int]], pad_id: int):
+        self.model, device = model, model.tok_emb.weight.device
+        width = max(len(p) for p in prompts)
+        pads = torch.tensor([width - len(p) for p in prompts], device=device)
+        ids = torch.tensor([[pad_id] * (width - len(p)) + p for p in prompts], device=device)
+        columns = torch.arange(width, device=device)
+        self.segments = torch.where(columns < pads[:, None], -1, 0)  # -1: padding
+        positions = (columns - pads[:, None]).clamp(min=0)
+        self.cache: list = []
+        self.logits = model(ids, cache=self.cache, positions=positions, segments=self.segments)[:, -1].float()
+        self.next_positions = positions[:, -1:] + 1
+
+    def step(self, next_ids: list[int]) -> torch.Tensor:
+        """Feed one token per row; the next logits, (rows, vocab_size)."""
+        self.segments = torch.cat([self.segments, torch.zeros_like(self.next_positions)], dim=1)
+        ids = torch.tensor(next_ids, device=self.segments.device).unsqueeze(1)
+        self.logits = self.model(ids, cache=self.cache, positions=self.next_positions, segments=self.segments)[:, -1].float()
+        self.next_positions = self.next_positions + 1
+        return self.logits
+
+    def keep(self, rows: list[int]) -> None:
+        """Go on with these rows only (indices into the current batch)."""
+        index = torch.tensor(rows, dtype=torch.long, device=self.segments.device)
+        self.cache[:] = [(k[index], v[index]) for k, v in self.cache]
+        self.segments, self.next_positions, self.logits = self.segments[index], self.next_positions[index], self.logits[index]
+
+
 def name_sources(model: MiniTransformer, trie: SourceTrie, prompts: list[list[int]]) -> list[tuple[int, float]]:
-    """(source index, log-probability) for prompts of equal length: one constrained greedy
-    step per header token, each token's probability renormalised over the allowed ones."""
-    device = model.tok_emb.weight.device
-    nodes: list[dict | None] = [trie.root] * len(prompts)  # None once a row's header is complete
+    """(source index, log-probability) per prompt: one constrained greedy step per header
+    token, each token's probability renormalised over the allowed ones."""
+    decoder = BatchDecoder(model, prompts, pad_id=0)
     named = [(-1, 0.0)] * len(prompts)
-    cache: list = []
-    inputs, position = torch.tensor(prompts, device=device), 0
-    while any(node is not None for node in nodes):
-        logits = model(inputs, cache=cache, start_pos=position)[:, -1].float()
-        position += inputs.shape[1]
-        next_ids = []
-        for row, (node, row_logits) in enumerate(zip(nodes, logits)):
-            token = 0  # a finished row's input is never read again
-            if node is not None:
-                allowed = trie.allowed(node)
-                scores = row_logits[allowed].log_softmax(-1)
-                best = int(scores.argmax())
-                token, index, logprob = allowed[best], named[row][0], named[row][1] + float(scores[best])
-                nodes[row] = node[token]
-                if None in nodes[row]:
-                    index, nodes[row] = nodes[row][None], None
-                named[row] = (index, logprob)
-            next_ids.append(token)
-        inputs = torch.tensor(next_ids, device=device).unsqueeze(1)
+    nodes = [trie.root] * len(prompts)
+    active = list(range(len(prompts)))  # the prompt of each row still in the batch
+    while active:
+        next_ids, still = [], []
+        for row, (prompt, row_logits) in enumerate(zip(active, decoder.logits)):
+            allowed = trie.allowed(nodes[prompt])
+            scores = row_logits[allowed].log_softmax(-1)
+            best = int(scores.argmax())
+            nodes[prompt] = nodes[prompt][allowed[best]]
+            named[prompt] = (nodes[prompt].get(None, -1), named[prompt][1] + float(scores[best]))
+            if None not in nodes[prompt]:
+                next_ids.append(allowed[best])
+                still.append(row)
+        if len(still) < len(active):
+            decoder.keep(still)
+        active = [active[row] for row in still]
+        if active:
+            decoder.step(next_ids)
     return named
 
 
 def recite(model: MiniTransformer, tokenizer: Tokenizer, headers: list[list[int]], max_new_tokens: int, **sampling) -> list[str]:
-    """The text after each header (headers of equal length), until <|endoftext|>."""
-    device, end = model.tok_emb.weight.device, tokenizer.special_id(END)
+    """The text after each header, until <|endoftext|>, max_new_tokens or max_seq_len."""
+    end = tokenizer.special_id(END)
+    decoder = BatchDecoder(model, headers, pad_id=end)
     texts: list[list[int]] = [[] for _ in headers]
-    done = [False] * len(headers)
-    cache: list = []
-    inputs, position = torch.tensor(headers, device=device), 0
-    for _ in range(min(max_new_tokens, model.config.max_seq_len - len(headers[0]))):
-        logits = model(inputs, cache=cache, start_pos=position)[:, -1].float()
-        position += inputs.shape[1]
-        next_ids = [sample_next(row_logits, **sampling) for row_logits in logits]
-        for row, token in enumerate(next_ids):
-            done[row] = done[row] or token == end
-            if not done[row]:
-                texts[row].append(token)
-        if all(done):
-            break
-        inputs = torch.tensor(next_ids, device=device).unsqueeze(1)
+    budgets = [min(max_new_tokens, model.config.max_seq_len - len(h)) for h in headers]
+    active = [i for i in range(len(headers)) if budgets[i] > 0]
+    if len(active) < len(headers):
+        decoder.keep(active)
+    greedy = sampling.get("temperature", 0.0) <= 0
+    while active:
+        if greedy:  # sample_next's greedy pick, for all rows at once
+            next_ids = decoder.logits.argmax(dim=-1).tolist()
+        else:
+            next_ids = [sample_next(row_logits, **sampling) for row_logits in decoder.logits]
+        still = []
+        for row, (header, token) in enumerate(zip(active, next_ids)):
+            if token != end:
+                texts[header].append(token)
+                if len(texts[header]) < budgets[header]:
+                    still.append(row)
+        if len(still) < len(active):
+            decoder.keep(still)
+        active = [active[row] for row in still]
+        if active:
+            decoder.step([next_ids[row] for row in still])
     return [tokenizer.decode(t).strip() for t in texts]
 
 

@@ -2,8 +2,7 @@
 
     python src/train.py
 
-One shuffled stream mixes two kinds of example, each its own row (never packed together,
-so two paraphrases of one fact never share a window):
+One shuffled stream mixes two kinds of example:
   - article passages (made by generate), "Jupiter (Orbit): Jupiter orbits the Sun ...", with
     loss on every token;
   - training Q&A pairs in the format of qa.py, cut a few tokens after their source header,
@@ -11,6 +10,9 @@ so two paraphrases of one fact never share a window):
     <|answer|>Tiger (Diet): Tigers are carnivores that".
 Seeing each fact in the articles AND seeing how questions map to article sections is what
 lets the model answer questions about facts whose Q&A pairs it never saw (the test split).
+Examples are packed several to a row of max_seq_len tokens, kept apart by attention (no
+example sees another, so two paraphrases of one fact never share a context), so almost no
+compute goes into padding and every step is as large as benchmark.py's.
 Keeps the checkpoint with the best validation loss; writes metrics/train.json and
 plots/train_loss.csv.
 """
@@ -32,10 +34,10 @@ from tqdm import tqdm
 
 from src import utils
 from src.model import MiniTransformer, ModelConfig
-from src.qa import END, Example, encode_pairs, source_header, to_batch
+from src.qa import END, Example, encode_pairs, source_header
 from src.tokenizer import Tokenizer
 
-Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # (inputs, targets, loss mask), each (B, T)
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]  # (inputs, targets, loss mask, segments), each (B, T)
 
 # ---------------------------------------------------------------- data
 
@@ -81,25 +83,68 @@ def validation_examples(
     return examples
 
 
-def batches_forever(examples: list[Example], batch_size: int, seed: int, pad_id: int, device: str) -> Iterator[Batch]:
-    """Endless batches: a fresh seeded shuffle of all examples on every pass.
+def pack_rows(lengths: list[int], width: int) -> list[list[int]]:
+    """Group examples (given by their lengths, in this order) into rows of at most `width`
+    tokens, as indices. Each example goes to the fullest row it still fits in (best fit),
+    so rows are nearly full: every step then computes on `width` tokens a row, not padding.
 
-    Within each pool of 16 batches, examples of similar length are batched together,
-    so less compute goes into padding; the batches themselves are then shuffled.
+    >>> pack_rows([3, 5, 2, 4], width=6)
+    [[0, 2], [1], [3]]
     """
+    rows: list[list[int]] = []
+    rows_with_room: list[list[int]] = [[] for _ in range(width + 1)]  # [n]: rows with n tokens to spare
+    for index, length in enumerate(lengths):
+        room = next((r for r in range(length, width + 1) if rows_with_room[r]), None)
+        if room is None:
+            rows.append([])
+            row, room = len(rows) - 1, width
+        else:
+            row = rows_with_room[room].pop()
+        rows[row].append(index)
+        rows_with_room[room - length].append(row)
+    return rows
+
+
+def packed_batch(rows: list[list[Example]], width: int, pad_id: int, device: str) -> Batch:
+    """Rows of examples -> (inputs, targets, loss mask, segments), each (B, width).
+    `segments` numbers the examples of a row (-1 on padding), so attention keeps them apart
+    (model.blocked_positions): each is learned exactly as if it had the row to itself."""
+    inputs = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    targets = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width))
+    segments = torch.full((len(rows), width), -1, dtype=torch.long)
+    for row, examples in enumerate(rows):
+        start = 0
+        for segment, (ids, loss_mask) in enumerate(examples):
+            end = start + len(ids) - 1
+            inputs[row, start:end] = torch.tensor(ids[:-1])
+            targets[row, start:end] = torch.tensor(ids[1:])
+            mask[row, start:end] = torch.tensor(loss_mask[1:], dtype=torch.float)
+            segments[row, start:end] = segment
+            start = end
+    return inputs.to(device), targets.to(device), mask.to(device), segments.to(device)
+
+
+def pack(examples: list[Example], width: int) -> list[list[Example]]:
+    """The examples packed into rows of at most `width` tokens (pack_rows), the longest
+    placed first so that the short ones fill the gaps: rows come out ~99% full, against
+    ~90% in the given order. Examples of equal length keep their order."""
+    longest_first = sorted(examples, key=lambda example: -len(example[0]))
+    return [[longest_first[i] for i in row] for row in pack_rows([len(ids) - 1 for ids, _ in longest_first], width)]
+
+
+def batches_forever(examples: list[Example], batch_size: int, width: int, seed: int, pad_id: int, device: str) -> Iterator[Batch]:
+    """Endless full batches: on every pass a fresh seeded shuffle of all examples (which
+    decides which of equal length share a row), packed into rows, the rows shuffled again
+    (the last short batch of a pass is dropped)."""
     rng = random.Random(seed)
-    pool = 16 * batch_size
     while True:
-        order = list(range(len(examples)))
-        rng.shuffle(order)
-        usable = len(order) - len(order) % batch_size
-        batches = []
-        for start in range(0, usable, pool):
-            by_length = sorted(order[start : min(start + pool, usable)], key=lambda i: len(examples[i][0]))
-            batches += [by_length[i : i + batch_size] for i in range(0, len(by_length), batch_size)]
-        rng.shuffle(batches)
-        for batch in batches:
-            yield to_batch([examples[i] for i in batch], pad_id, device)
+        shuffled = examples[:]
+        rng.shuffle(shuffled)
+        rows = pack(shuffled, width)
+        rng.shuffle(rows)
+        for start in range(0, len(rows) - batch_size + 1, batch_size):
+            yield packed_batch(rows[start : start + batch_size], width, pad_id, device)
 
 
 # ---------------------------------------------------------------- optimisation
@@ -139,9 +184,9 @@ def train_step(
     """One optimisation step on one batch at learning rate `lr`; returns the batch's loss."""
     for group in optimizer.param_groups:
         group["lr"] = lr
-    inputs, targets, mask = batch
+    inputs, targets, mask, segments = batch
     with autocast(device, params["bf16"]):
-        loss = masked_loss(model(inputs), targets, mask)
+        loss = masked_loss(model(inputs, segments=segments), targets, mask)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), params["grad_clip"])  # one bad batch cannot wreck the weights
@@ -154,9 +199,9 @@ def evaluate(model: MiniTransformer, batches: list[Batch], device: str, bf16: bo
     """Mean loss over the validation batches with dropout off (eval mode); leaves the model training."""
     model.eval()
     losses = []
-    for inputs, targets, mask in batches:
+    for inputs, targets, mask, segments in batches:
         with autocast(device, bf16):
-            losses.append(masked_loss(model(inputs), targets, mask).item())
+            losses.append(masked_loss(model(inputs, segments=segments), targets, mask).item())
     model.train()
     return sum(losses) / len(losses)
 
@@ -174,14 +219,15 @@ def fit(
     on_best(step, val_loss) whenever the validation loss is the lowest so far.
     Returns that history and the best validation loss."""
     optimizer = make_optimizer(model, params)
-    history, best_val, window_losses, tokens_seen = [], float("inf"), [], 0
+    history, best_val, window_losses, tokens_seen, real_tokens = [], float("inf"), [], 0, 0
     start = time.perf_counter()
     progress = tqdm(range(params["max_steps"]), desc="train", mininterval=2.0)
     for step in progress:
         batch = next(batches)
         loss = train_step(model, optimizer, batch, lr_at(step, params), params, device)
         window_losses.append(loss)
-        tokens_seen += batch[0].numel()
+        tokens_seen += batch[0].numel()  # positions computed, as benchmark.py counts them
+        real_tokens += int((batch[3] >= 0).sum())  # of which examples, not padding
         progress.set_postfix(loss=f"{loss:.3f}", tok_s=f"{tokens_seen / (time.perf_counter() - start):.0f}")
         if (step + 1) % params["eval_interval"] == 0 or step + 1 == params["max_steps"]:
             val_loss = evaluate(model, val_batches, device, params["bf16"])
@@ -192,7 +238,8 @@ def fit(
                 on_best(step + 1, val_loss)
     elapsed = time.perf_counter() - start
     print(
-        f"train: {params['max_steps']} steps in {elapsed:.0f}s ({tokens_seen / elapsed:.0f} tokens/s), "
+        f"train: {params['max_steps']} steps in {elapsed:.0f}s ({tokens_seen / elapsed:.0f} tokens/s, "
+        f"{real_tokens / tokens_seen:.0%} of them example tokens, not padding), "
         f"best val loss {best_val:.4f}"
     )
     return history, best_val
@@ -242,12 +289,15 @@ def read_examples(
     passages = utils.read_passages(args.passages)
     train_examples = build_examples(passages, utils.read_pairs(args.train), tokenizer, params, max_len)
     val_examples = validation_examples(passages, utils.read_pairs(args.val), tokenizer, params, max_len)
+    val_rows, width = pack(val_examples, max_len - 1), max_len - 1
     val_batches = [
-        to_batch(val_examples[i : i + params["batch_size"]], pad_id, device)
-        for i in range(0, len(val_examples), params["batch_size"])
+        packed_batch(val_rows[i : i + params["batch_size"]], width, pad_id, device)
+        for i in range(0, len(val_rows), params["batch_size"])
     ][: params["eval_batches"]]
-    if len(train_examples) < params["batch_size"] or not val_batches:
-        raise utils.UserError(f"{args.train}: too few examples for batch_size {params['batch_size']} (or empty {args.val})")
+    if len(pack(train_examples, width)) < params["batch_size"] or not val_batches:
+        raise utils.UserError(
+            f"{args.train}: too few examples to fill batch_size {params['batch_size']} rows (or empty {args.val})"
+        )
     return passages, train_examples, val_batches
 
 
@@ -301,7 +351,7 @@ def train(args: argparse.Namespace) -> None:
     passages, train_examples, val_batches = read_examples(args, tokenizer, params, max_len, pad_id, device)
 
     model = MiniTransformer(config).to(device)
-    batches = batches_forever(train_examples, params["batch_size"], params["seed"], pad_id, device)
+    batches = batches_forever(train_examples, params["batch_size"], config.max_seq_len, params["seed"], pad_id, device)
     print(f"train: {model.num_params() / 1e6:.2f}M parameters, {len(train_examples)} examples, device {device}")
     history, best_val = fit(
         model,

@@ -325,7 +325,8 @@ def run_train(
     outputs = {"checkpoint": out / "model.pt", "metrics": out / "train.json", "plot": out / "train_loss.csv"}
     cmd = [
         sys.executable,
-        "src/train.py",
+        "-m",
+        "src.train",
         "--passages",
         world["passages"],
         "--train",

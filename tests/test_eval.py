@@ -14,6 +14,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import ARTICLES, CALIBRATION, ENV, MIN_CONFIDENCE, NATURAL, OUT_OF_SCOPE, REPO, TITLES, headers, qa_pairs
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from src import baselines, qa, utils
 from src import evaluate as eval_stage
@@ -37,7 +39,8 @@ def evaluated(trained, tmp_path_factory):
     }
     cmd = [
         sys.executable,
-        "src/evaluate.py",
+        "-m",
+        "src.evaluate",
         "--test",
         world["test"],
         "--val",
@@ -345,7 +348,7 @@ def test_batched_answers_are_the_one_at_a_time_answers(loaded):
         "In which forests and grasslands do tigers live?",
     ]
     lengths = [len(qa.encode_prompt(tokenizer, q)) for q in questions]
-    # real batches (of 4, 3 and 2 prompts of one length, in mixed order), and prompts of 6 lengths
+    # prompts of 6 lengths, padded together in one batch or paired in batches of two
     assert sorted(lengths.count(n) for n in set(lengths)) == [1, 1, 1, 2, 3, 4]
     together = qa.answer(model, tokenizer, trie, questions, MAX_NEW_TOKENS, batch_size=64)
     in_twos = qa.answer(model, tokenizer, trie, questions, MAX_NEW_TOKENS, batch_size=2)
@@ -653,3 +656,20 @@ def test_ask_with_a_missing_checkpoint_is_a_one_line_error(tmp_path):
     assert len(lines) == 1, result.stderr
     assert str(missing) in lines[0] and "not found" in lines[0]
     assert result.stdout == ""
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from("abcde"), max_size=40), st.lists(st.sampled_from("abcde"), max_size=40))
+def test_fast_lcs_is_the_plain_lcs(a, b):
+    assert eval_stage.lcs_length_fast(a, b) == eval_stage.lcs_length(a, b)
+
+
+def test_rouge_l_is_the_rouge_score_packages():
+    from rouge_score import rouge_scorer
+
+    reference = rouge_scorer.RougeScorer(["rougeL"])
+    texts = [a["lead"] for a in ARTICLES] + [s["text"] for a in ARTICLES for s in a["sections"]]
+    texts += ["", "!!!", "Tigers' stripes (2 kinds): 3,000 km/h?", "TIGERS hunt deer"]
+    for ref in texts:
+        for cand in texts[:8] + texts[-4:]:
+            assert eval_stage.rouge_l(ref, cand) == pytest.approx(reference.score(ref, cand)["rougeL"].fmeasure, abs=1e-12)

@@ -125,15 +125,30 @@ def test_forward_is_causal():
 
 
 def test_attend_matches_pytorch_attention_with_and_without_a_cache():
-    from src.model import attend
+    from src.model import attend, blocked_positions
 
     torch.manual_seed(0)
     q, k, v = (torch.randn(2, 3, 9, 8) for _ in range(3))
     expected = nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
-    torch.testing.assert_close(attend(q, k, v), expected)
+    torch.testing.assert_close(attend(q, k, v, blocked_positions(9, 9, None, q.device)), expected)
     # The last 2 queries with all 9 keys (decoding after a 7-token cache): both see every
     # earlier key, and the first of them not the last key.
-    torch.testing.assert_close(attend(q[:, :, 7:], k, v), expected[:, :, 7:])
+    torch.testing.assert_close(attend(q[:, :, 7:], k, v, blocked_positions(2, 9, None, q.device)), expected[:, :, 7:])
+
+
+def test_packed_examples_give_the_logits_they_get_alone():
+    """Two examples in one row, kept apart by their segment ids, and a padded one: each gets
+    the logits it gets alone (rotary positions are relative, so where it sits doesn't matter)."""
+    model = tiny_model()
+    torch.manual_seed(1)
+    first, second = torch.randint(0, TINY.vocab_size, (1, 5)), torch.randint(0, TINY.vocab_size, (1, 7))
+    row = torch.cat([first, second, torch.zeros(1, 3, dtype=torch.long)], dim=1)
+    segments = torch.tensor([[0] * 5 + [1] * 7 + [-1] * 3])
+    packed = model(row, segments=segments)
+    torch.testing.assert_close(packed[:, :5], model(first), atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(packed[:, 5:12], model(second), atol=1e-5, rtol=1e-4)
+    unmasked = model(row)
+    assert not torch.allclose(unmasked[:, 5:12], model(second), atol=1e-3)  # without segments it would see `first`
 
 
 def test_forward_rejects_sequences_longer_than_max_seq_len():
@@ -142,7 +157,7 @@ def test_forward_rejects_sequences_longer_than_max_seq_len():
     with pytest.raises(ValueError, match="max_seq_len"):
         model(torch.zeros(1, TINY.max_seq_len + 1, dtype=torch.long))
     with pytest.raises(ValueError, match="max_seq_len"):
-        model(torch.zeros(1, 2, dtype=torch.long), cache=[], start_pos=TINY.max_seq_len - 1)
+        model(torch.zeros(1, 2, dtype=torch.long), positions=torch.arange(TINY.max_seq_len - 1, TINY.max_seq_len + 1))
 
 
 def test_rotary_attention_scores_depend_only_on_the_distance_between_positions():
@@ -163,7 +178,7 @@ def test_rotary_attention_scores_depend_only_on_the_distance_between_positions()
 def test_the_same_tokens_give_the_same_logits_wherever_they_start():
     model = tiny_model()
     ids = torch.randint(0, TINY.vocab_size, (1, 8))
-    torch.testing.assert_close(model(ids, cache=[], start_pos=20), model(ids), atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(model(ids, positions=torch.arange(20, 20 + ids.shape[1])), model(ids), atol=1e-5, rtol=1e-4)
 
 
 def test_forward_with_kv_cache_matches_full_forward_token_by_token():
@@ -172,10 +187,10 @@ def test_forward_with_kv_cache_matches_full_forward_token_by_token():
     ids = torch.randint(0, TINY.vocab_size, (1, 15))
     full = model(ids)
     cache = []
-    steps = [model(ids[:, :5], cache=cache, start_pos=0)]  # prefill the prompt, then one token at a time
+    steps = [model(ids[:, :5], cache=cache)]  # prefill the prompt, then one token at a time
     assert len(cache) == TINY.num_layers
     for pos in range(5, 15):
-        steps.append(model(ids[:, pos : pos + 1], cache=cache, start_pos=pos))
+        steps.append(model(ids[:, pos : pos + 1], cache=cache))
     torch.testing.assert_close(torch.cat(steps, dim=1), full, rtol=1e-4, atol=1e-5)
 
 

@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 import yaml
 from conftest import headers, passages, qa_pairs, run_train, tiny_tokenizer, write_params
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from src import qa, train, utils
 from src.model import ModelConfig
@@ -120,6 +122,52 @@ def test_to_batch_shifts_targets_and_pads(tok):
     n = len(short[0]) - 1
     assert targets[0, :n].tolist() == short[0][1:]
     assert (mask[0, n:] == 0).all() and (inputs[0, n:] == pad).all()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(1, 16), max_size=60), st.integers(16, 40))
+def test_pack_rows_puts_every_example_once_in_order_within_the_width(lengths, width):
+    rows = train.pack_rows(lengths, width)
+    assert sorted(i for row in rows for i in row) == list(range(len(lengths)))
+    assert all(row == sorted(row) and sum(lengths[i] for i in row) <= width for row in rows)
+    # best fit never opens a row while an earlier one could take the example: rows stay few
+    assert len(rows) <= 2 * sum(lengths) // width + 1
+
+
+def test_packed_batch_holds_each_example_as_to_batch_would(tok):
+    examples = [qa.encode_example(tok, q, "A (B):", "Because it is.") for q in ("Why?", "What is Mars?", "How?")]
+    pad = tok.special_id(qa.END)
+    width = len(examples[0][0]) + len(examples[1][0])  # room for the first two and 2 padding tokens
+    inputs, targets, mask, segments = train.packed_batch([examples[:2], examples[2:]], width, pad, "cpu")
+    assert inputs.shape == targets.shape == mask.shape == segments.shape == (2, width)
+    start = 0
+    for segment, example in enumerate(examples[:2]):
+        alone_inputs, alone_targets, alone_mask = qa.to_batch([example], pad, "cpu")
+        end = start + alone_inputs.shape[1]
+        assert inputs[0, start:end].tolist() == alone_inputs[0].tolist()
+        assert targets[0, start:end].tolist() == alone_targets[0].tolist()
+        assert mask[0, start:end].tolist() == alone_mask[0].tolist()
+        assert (segments[0, start:end] == segment).all()
+        start = end
+    assert (segments[0, start:] == -1).all() and (mask[0, start:] == 0).all()
+
+
+def test_a_packed_batch_gives_the_loss_of_the_same_examples_padded(tok):
+    """Packing changes where an example sits, not what the model computes on it."""
+    from src.model import MiniTransformer
+
+    torch.manual_seed(0)
+    model = MiniTransformer(ModelConfig(vocab_size=tok.vocab_size, max_seq_len=128, emb_dim=32, num_layers=2, num_heads=2))
+    examples = [qa.encode_example(tok, q, "Tiger (Diet):", "Tigers hunt.") for q in ("Why?", "What do tigers eat?", "Food?")]
+    pad = tok.special_id(qa.END)
+    inputs, targets, mask = qa.to_batch(examples, pad, "cpu")
+    padded = train.masked_loss(model(inputs), targets, mask)
+    inputs, targets, mask, segments = train.packed_batch(train.pack(examples, 128), 128, pad, "cpu")
+    assert inputs.shape[0] < len(examples)  # some share a row
+    packed = train.masked_loss(model(inputs, segments=segments), targets, mask)
+    torch.testing.assert_close(packed, padded)
+    unmasked = train.masked_loss(model(inputs), targets, mask)
+    assert abs(float((unmasked - padded).detach())) > 1e-4  # without segments the examples would see each other
 
 
 # ---------------------------------------------------------------- passages
