@@ -127,8 +127,8 @@ def packed_batch(rows: list[list[Example]], width: int, pad_id: int, device: str
 
 def pack(examples: list[Example], width: int) -> list[list[Example]]:
     """The examples packed into rows of at most `width` tokens (pack_rows), the longest
-    placed first so that the short ones fill the gaps: rows come out ~99% full, against
-    ~90% in the given order. Examples of equal length keep their order."""
+    placed first so that the short ones fill the gaps (on this project's data rows come out
+    92% full, against 90% in the given order). Examples of equal length keep their order."""
     longest_first = sorted(examples, key=lambda example: -len(example[0]))
     return [[longest_first[i] for i in row] for row in pack_rows([len(ids) - 1 for ids, _ in longest_first], width)]
 
@@ -169,7 +169,8 @@ def make_optimizer(model: MiniTransformer, params: dict) -> torch.optim.AdamW:
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     groups = [{"params": decay, "weight_decay": params["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=params["lr"], betas=(0.9, 0.95))
+    # fused: one kernel updates every tensor (1.35x the training rate here: README, benchmark)
+    return torch.optim.AdamW(groups, lr=params["lr"], betas=(0.9, 0.95), fused=True)
 
 
 def autocast(device: str, enabled: bool) -> torch.autocast:
