@@ -17,13 +17,7 @@ import argparse
 import torch
 
 from src import utils
-from src.qa import Reply, SourceTrie, answer, closest_sources, load_model
-
-
-def read_defaults(path: str) -> tuple[int, float]:
-    """max_new_tokens and min_confidence from params.yaml's eval section, as eval uses them."""
-    params = utils.load_params("eval", path)
-    return utils.require(params, "max_new_tokens", int), utils.require(params, "min_confidence", float)
+from src.qa import Reply, SourceTrie, answer, answer_settings, closest_sources, load_model
 
 
 def parse_args() -> argparse.Namespace:
@@ -40,13 +34,23 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
+def check_flags(args: argparse.Namespace, max_new_tokens: int, min_confidence: float) -> None:
+    """One-line errors for values that would crash or silently do nothing."""
+    if args.question is not None and not args.question.strip():
+        raise utils.UserError("the question is empty (leave it out for the interactive prompt)")
+    utils.check_range("--max-new-tokens", max_new_tokens, at_least=1)
+    utils.check_range("--min-confidence", min_confidence, at_least=0)  # above 1: always decline
+    utils.check_range("--temperature", args.temperature, at_least=0)
+    utils.check_range("--top-p", args.top_p, above=0, at_most=1)
+    utils.check_range("--top-k", args.top_k, at_least=1)
+
+
 def main() -> None:
     args = parse_args()
-    max_new_tokens, min_confidence = read_defaults(args.params)
+    max_new_tokens, min_confidence = answer_settings(args.params)
     max_new_tokens = args.max_new_tokens if args.max_new_tokens is not None else max_new_tokens
     min_confidence = args.min_confidence if args.min_confidence is not None else min_confidence
-    if args.top_p is not None and not 0 < args.top_p <= 1:
-        raise utils.UserError(f"--top-p must be in (0, 1], got {args.top_p}")
+    check_flags(args, max_new_tokens, min_confidence)
     model, tokenizer, sources = load_model(args.checkpoint, utils.pick_device())
     trie = SourceTrie(tokenizer, sources)
     generator = torch.Generator(device=model.tok_emb.weight.device)
@@ -61,7 +65,7 @@ def main() -> None:
             closest = list(dict.fromkeys(titles))[:3]
         return reply.shown(min_confidence, closest)
 
-    if args.question:
+    if args.question is not None:
         print(respond(args.question))
         return
     print("Ask a question about astronomy, anatomy, animals, geography, chemistry or weather (empty line quits).")

@@ -46,7 +46,7 @@ from matplotlib.figure import Figure
 
 from src import baselines, utils
 from src.model import MiniTransformer
-from src.qa import END, Reply, SourceTrie, answer, load_model, name, source_header, to_batch
+from src.qa import END, Reply, SourceTrie, answer, answer_settings, load_model, name, source_header, to_batch
 from src.tokenizer import Tokenizer
 
 SYSTEMS = ("model", "closed_book_retrieval", "open_book_retrieval")
@@ -553,9 +553,7 @@ def summary(metrics: dict[str, Any], min_confidence: float, suggested: float) ->
 
 
 def evaluate(args: argparse.Namespace) -> None:
-    params = utils.load_params("eval", args.params)
-    max_new_tokens = utils.require(params, "max_new_tokens", int)
-    min_confidence = utils.require(params, "min_confidence", float)
+    max_new_tokens, min_confidence = answer_settings(args.params)
     inputs = read_inputs(args)
     model, tokenizer, sources = load_model(args.checkpoint)
     replies = model_replies(model, tokenizer, sources, inputs, max_new_tokens)

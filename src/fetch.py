@@ -96,8 +96,8 @@ def fetch(output: Path, params: utils.Params) -> None:
                 base_url=utils.require(params, "base_url", str),
                 cache_dir=Path(utils.require(params, "cache_dir", str)),
                 user_agent=utils.require(params, "user_agent", str),
-                timeout=utils.require(params, "timeout", float),
-                max_retries=utils.require(params, "max_retries", int),
+                timeout=utils.require(params, "timeout", float, above=0),
+                max_retries=utils.require(params, "max_retries", int, at_least=0),
             )
         except wikipedia.FetchError as err:
             raise UserError(str(err)) from None

@@ -185,8 +185,8 @@ def generate_pairs(
 
 
 def generate(input_path: Path, output: Path, params: utils.Params) -> None:
-    max_words = utils.require(params, "max_answer_words", int)
-    per_fact = utils.require(params, "questions_per_fact", int)
+    max_words = utils.require(params, "max_answer_words", int, at_least=1)
+    per_fact = utils.require(params, "questions_per_fact", int, at_least=1)
     seed = utils.require(params, "seed", int)
     pairs, passages, summary = generate_pairs(read_articles(input_path), max_words, per_fact, seed)
     utils.write_jsonl(output, pairs)

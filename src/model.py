@@ -39,10 +39,15 @@ class ModelConfig:
     dropout: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.emb_dim % self.num_heads:
+        for name in ("vocab_size", "max_seq_len", "emb_dim", "num_layers", "num_heads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.emb_dim % self.num_heads or (self.emb_dim // self.num_heads) % 2:
             raise ValueError(
-                f"emb_dim ({self.emb_dim}) must be divisible by num_heads ({self.num_heads}): "
-                "each head gets emb_dim / num_heads channels"
+                f"emb_dim ({self.emb_dim}) must be divisible by num_heads ({self.num_heads}) into an even "
+                "number of channels per head (rotary positions turn them in pairs)"
             )
 
 

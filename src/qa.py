@@ -21,11 +21,19 @@ from pathlib import Path
 
 import torch
 
+from src import utils
 from src.model import MiniTransformer, ModelConfig, sample_next
 from src.tokenizer import ANSWER, QUESTION, Tokenizer
 from src.tokenizer import END_OF_TEXT as END
 
 Example = tuple[list[int], list[int]]  # (token ids, loss mask)
+
+
+def answer_settings(params_path: str | Path) -> tuple[int, float]:
+    """max_new_tokens and min_confidence from params.yaml's eval section: the eval stage and
+    ask.py answer with the same settings."""
+    params = utils.load_params("eval", params_path)
+    return utils.require(params, "max_new_tokens", int, at_least=1), utils.require(params, "min_confidence", float, at_least=0)
 
 
 def source_header(title: str, heading: str) -> str:

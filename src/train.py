@@ -248,21 +248,21 @@ def fit(
 
 # ---------------------------------------------------------------- params, inputs and outputs
 
-TRAIN_KEYS = {
-    "seed": int,
-    "max_steps": int,
-    "batch_size": int,
-    "lr": float,
-    "min_lr": float,
-    "warmup_steps": int,
-    "weight_decay": float,
-    "grad_clip": float,
-    "eval_interval": int,
-    "eval_batches": int,
-    "qa_repeats": int,
-    "qa_answer_tokens": int,
-    "article_repeats": int,
-    "bf16": bool,
+TRAIN_KEYS = {  # key: (type, the least value allowed)
+    "seed": (int, None),
+    "max_steps": (int, 1),
+    "batch_size": (int, 1),
+    "lr": (float, 0),
+    "min_lr": (float, 0),
+    "warmup_steps": (int, 0),
+    "weight_decay": (float, 0),
+    "grad_clip": (float, 0),
+    "eval_interval": (int, 1),
+    "eval_batches": (int, 1),
+    "qa_repeats": (int, 0),
+    "qa_answer_tokens": (int, 0),
+    "article_repeats": (int, 0),
+    "bf16": (bool, None),
 }
 # The model section holds every ModelConfig field but vocab_size, which is the tokenizer's.
 MODEL_KEYS = {f.name: get_type_hints(ModelConfig)[f.name] for f in fields(ModelConfig) if f.name != "vocab_size"}
@@ -273,7 +273,7 @@ def read_params(path: str) -> tuple[dict, ModelConfig]:
     data is loaded, so a mistake in params.yaml fails at once, in one line. The config keeps
     ModelConfig's default vocab_size until the tokenizer is loaded."""
     train_section = utils.load_params("train", path)
-    params = {key: utils.require(train_section, key, kind) for key, kind in TRAIN_KEYS.items()}
+    params = {key: utils.require(train_section, key, kind, at_least) for key, (kind, at_least) in TRAIN_KEYS.items()}
     model_section = utils.load_params("model", path)
     model_params = {key: utils.require(model_section, key, kind) for key, kind in MODEL_KEYS.items()}
     try:

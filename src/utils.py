@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
 import re
@@ -72,8 +73,16 @@ def load_params(section: str, path: str | Path = "params.yaml") -> Params:
     return Params(params[section], f"{path}: {section}")
 
 
-def require(params: Params, key: str, kind: type | tuple[type, ...]) -> Any:
-    """Return params[key] after checking it exists and has the expected type."""
+def require(
+    params: Params,
+    key: str,
+    kind: type | tuple[type, ...],
+    at_least: float | None = None,
+    above: float | None = None,
+    at_most: float | None = None,
+) -> Any:
+    """Return params[key] after checking it exists, has the expected type and lies within
+    the bounds given (a number must also be finite: no nan or inf)."""
     if key not in params:
         raise UserError(f"{params.where}: missing key '{key}'")
     value = params[key]
@@ -83,7 +92,24 @@ def require(params: Params, key: str, kind: type | tuple[type, ...]) -> Any:
     if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
         names = " or ".join(k.__name__ for k in kinds)
         raise UserError(f"{params.where}: key '{key}' must be {names}, got {value!r}")
+    check_range(f"{params.where}: key '{key}'", value, at_least, above, at_most)
     return value
+
+
+def check_range(
+    what: str, value: Any, at_least: float | None = None, above: float | None = None, at_most: float | None = None
+) -> None:
+    """Raise a one-line UserError naming `what` unless value is a finite number within the bounds."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return
+    if not math.isfinite(value):
+        raise UserError(f"{what} must be a finite number, got {value!r}")
+    if at_least is not None and value < at_least:
+        raise UserError(f"{what} must be at least {at_least}, got {value!r}")
+    if above is not None and value <= above:
+        raise UserError(f"{what} must be more than {above}, got {value!r}")
+    if at_most is not None and value > at_most:
+        raise UserError(f"{what} must be at most {at_most}, got {value!r}")
 
 
 def read_jsonl(path: str | Path, check: Callable[[dict[str, Any], str], None] | None = None) -> list[dict[str, Any]]:

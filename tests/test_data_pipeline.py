@@ -1052,6 +1052,19 @@ def generate_runs(tmp_path_factory):
             "--output",
             tmp / "out" / f"no_{key}" / "qa_pairs.jsonl",
         ]
+    # Values that would write an empty or wrong result are an error naming the key.
+    for key, value in (("max_answer_words", -5), ("questions_per_fact", 0)):
+        values = {"max_answer_words": 30, "questions_per_fact": 3, "seed": 7, key: value}
+        (tmp / "out" / f"low_{key}").mkdir(parents=True)
+        commands[f"low_{key}"] = [
+            "--params",
+            write_params(tmp / f"low_{key}.yaml", generate=values),
+            "generate",
+            "--input",
+            tmp / "articles.jsonl",
+            "--output",
+            tmp / "out" / f"low_{key}" / "qa_pairs.jsonl",
+        ]
     return tmp, run_all(commands)
 
 
@@ -1140,6 +1153,13 @@ def test_generate_param_errors_leave_no_output(generate_runs, key):
     tmp, results = generate_runs
     assert_one_line_error(results[f"no_{key}"], f"{tmp / f'no_{key}.yaml'}: generate: missing key '{key}'")
     assert list((tmp / "out" / f"no_{key}").iterdir()) == []
+
+
+@pytest.mark.parametrize("key", ["max_answer_words", "questions_per_fact"])
+def test_generate_values_below_one_are_errors_that_leave_no_output(generate_runs, key):
+    tmp, results = generate_runs
+    assert_one_line_error(results[f"low_{key}"], f"{tmp / f'low_{key}.yaml'}: generate: key '{key}' must be at least 1")
+    assert list((tmp / "out" / f"low_{key}").iterdir()) == []
 
 
 def test_generate_error_keeps_existing_output(generate_runs):

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+import yaml
 from conftest import ARTICLES, CALIBRATION, ENV, MIN_CONFIDENCE, NATURAL, OUT_OF_SCOPE, REPO, TITLES, headers, qa_pairs
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -646,6 +647,33 @@ def test_ask_reads_questions_from_stdin_until_eof(trained, loaded):
     intro, _, dialogue = result.stdout.partition("\n")
     assert "question" in intro.lower()
     assert dialogue == "".join(f"> {e}\n" for e in expected) + "> "  # one prompt per question, then EOF ends it
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--top-k", "0", "Why?"], "--top-k must be at least 1"),
+        (["--temperature", "nan", "Why?"], "--temperature must be a finite number"),
+        (["--temperature", "-1", "Why?"], "--temperature must be at least 0"),
+        (["--top-p", "0", "Why?"], "--top-p must be more than 0"),
+        (["--max-new-tokens", "-5", "Why?"], "--max-new-tokens must be at least 1"),
+        (["--min-confidence", "-0.5", "Why?"], "--min-confidence must be at least 0"),
+        (["  "], "the question is empty"),
+    ],
+)
+def test_ask_with_a_bad_flag_is_a_one_line_error(tmp_path, args, message):
+    result = run_ask("--checkpoint", tmp_path / "never-read.pt", *args)
+    assert result.returncode != 0 and result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+
+
+def test_eval_settings_out_of_range_are_one_line_errors(tmp_path):
+    for key, value, message in [("max_new_tokens", -1, "at least 1"), ("min_confidence", float("nan"), "a finite number")]:
+        path = tmp_path / "params.yaml"
+        path.write_text(yaml.safe_dump({"eval": {"max_new_tokens": 80, "min_confidence": 0.5} | {key: value}}))
+        with pytest.raises(utils.UserError, match=rf"eval: key '{key}' must be {message}"):
+            qa.answer_settings(path)
 
 
 def test_ask_with_a_missing_checkpoint_is_a_one_line_error(tmp_path):

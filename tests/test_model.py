@@ -59,11 +59,11 @@ def test_model_config_defaults_are_params_yaml_and_the_tokenizers_vocab_size():
     assert defaults == params["model"]
 
 
-@pytest.mark.parametrize("emb_dim, num_heads", [(64, 3), (30, 4), (7, 2)])
+@pytest.mark.parametrize("emb_dim, num_heads", [(64, 3), (30, 4), (7, 2), (6, 2)])
 def test_model_config_rejects_emb_dim_not_divisible_by_num_heads(emb_dim, num_heads):
     with pytest.raises(ValueError, match=rf"emb_dim \({emb_dim}\) must be divisible by num_heads \({num_heads}\)"):
         ModelConfig(emb_dim=emb_dim, num_heads=num_heads)
-    ModelConfig(emb_dim=emb_dim * num_heads, num_heads=num_heads)  # a multiple is fine
+    ModelConfig(emb_dim=2 * emb_dim * num_heads, num_heads=num_heads)  # an even number of channels a head is fine
 
 
 def test_num_params_counts_the_tied_output_layer_once():

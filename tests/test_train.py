@@ -7,6 +7,7 @@ trained on it through the CLI are in tests/conftest.py, shared with tests/test_e
 import csv
 import json
 import math
+import re
 from dataclasses import fields
 from itertools import pairwise
 from pathlib import Path
@@ -277,6 +278,34 @@ def test_read_params_reads_each_section_once_and_checks_the_model_shape(tmp_path
 def test_emb_dim_not_divisible_by_num_heads_is_a_user_error_naming_the_model_section(tmp_path):
     path = write_model_params(tmp_path / "params.yaml", emb_dim=64, num_heads=3)
     with pytest.raises(utils.UserError, match=r"params\.yaml: model: emb_dim \(64\) must be divisible by num_heads \(3\)"):
+        train.read_params(str(path))
+
+
+@pytest.mark.parametrize(
+    "section, key, value, message",
+    [
+        ("model", "emb_dim", -16, "emb_dim must be at least 1"),
+        ("model", "num_heads", 0, "num_heads must be at least 1"),
+        ("model", "num_layers", -1, "num_layers must be at least 1"),
+        ("model", "max_seq_len", 0, "max_seq_len must be at least 1"),
+        ("model", "dropout", 1.5, "dropout must be in [0, 1)"),
+        ("model", "emb_dim", 6, "into an even number of channels per head"),
+        ("train", "batch_size", 0, "'batch_size' must be at least 1"),
+        ("train", "eval_interval", 0, "'eval_interval' must be at least 1"),
+        ("train", "max_steps", 0, "'max_steps' must be at least 1"),
+        ("train", "lr", -1, "'lr' must be at least 0"),
+        ("train", "lr", float("nan"), "'lr' must be a finite number"),
+        ("train", "grad_clip", float("inf"), "'grad_clip' must be a finite number"),
+    ],
+)
+def test_a_bad_value_is_a_user_error_naming_section_and_key(tmp_path, section, key, value, message):
+    path = write_params(tmp_path / "params.yaml")
+    params = yaml.safe_load(path.read_text())
+    params[section][key] = value
+    if (section, key) == ("model", "emb_dim") and value == 6:
+        params["model"]["num_heads"] = 2  # 3 channels a head: divisible, but odd
+    path.write_text(yaml.safe_dump(params))
+    with pytest.raises(utils.UserError, match=rf"params\.yaml: {section}: .*{re.escape(message)}"):
         train.read_params(str(path))
 
 
