@@ -69,10 +69,14 @@ def normalize(text: str) -> list[str]:
 def token_f1(prediction: str, reference: str) -> float:
     """F1 of the normalized words the prediction and the reference have in common."""
     pred, ref = normalize(prediction), normalize(reference)
-    common = sum((Counter(pred) & Counter(ref)).values())
-    if common == 0:
+    return overlap_f1(sum((Counter(pred) & Counter(ref)).values()), len(pred), len(ref))
+
+
+def overlap_f1(overlap: int, candidate_length: int, reference_length: int) -> float:
+    """The harmonic mean of precision (overlap / candidate) and recall (overlap / reference)."""
+    if overlap == 0:
         return 0.0
-    precision, recall = common / len(pred), common / len(ref)
+    precision, recall = overlap / candidate_length, overlap / reference_length
     return 2 * precision * recall / (precision + recall)
 
 
@@ -82,11 +86,7 @@ def rouge_l(reference: str, candidate: str) -> float:
     rouge-score package makes them (lower case, runs of letters and digits); a test checks
     the scores are that package's, which is not imported here as it loads in 3 s."""
     ref, cand = rouge_words(reference), rouge_words(candidate)
-    lcs = lcs_length_fast(ref, cand)
-    if lcs == 0:
-        return 0.0
-    precision, recall = lcs / len(cand), lcs / len(ref)
-    return 2 * precision * recall / (precision + recall)
+    return overlap_f1(lcs_length_fast(ref, cand), len(cand), len(ref))
 
 
 def rouge_words(text: str) -> list[str]:

@@ -156,15 +156,20 @@ def answer(
     Up to batch_size questions are decoded together (BatchDecoder); each answer is the one it
     would get alone (a test checks it)."""
     named = name(model, tokenizer, trie, questions, batch_size)
-    sampled = sampling.get("temperature", 0.0) > 0
+    greedy = is_greedy(sampling)
     # Greedy, the text after a header depends on the header alone: recite each one once.
-    sources = [r.source for r in named] if sampled else list(dict.fromkeys(r.source for r in named))
+    sources = list(dict.fromkeys(r.source for r in named)) if greedy else [r.source for r in named]
     headers = [trie.ids[source] for source in sources]
     texts = in_batches(headers, batch_size, lambda group: recite(model, tokenizer, group, max_new_tokens, **sampling))
-    if sampled:
-        return [Reply(reply.source, text, reply.confidence) for reply, text in zip(named, texts)]
-    text_of = dict(zip(sources, texts))
-    return [Reply(reply.source, text_of[reply.source], reply.confidence) for reply in named]
+    if greedy:
+        text_of = dict(zip(sources, texts))
+        texts = [text_of[reply.source] for reply in named]
+    return [Reply(reply.source, text, reply.confidence) for reply, text in zip(named, texts)]
+
+
+def is_greedy(sampling: dict) -> bool:
+    """sample_next's rule: temperature 0 (the default) always picks the likeliest token."""
+    return sampling.get("temperature", 0.0) <= 0
 
 
 @torch.no_grad()
@@ -196,7 +201,7 @@ class BatchDecoder:
     Prompts of different lengths are padded on the left; the padding gets its own segment
     (so no real token attends to it) and each row its own positions (so its first token sits
     at position 0, as it would alone): every row computes what it would alone. A finished row
-    leaves the batch (`keep`), so the batch shrinks as answers end.
+    leaves the batch (`advance`), so the batch shrinks as answers end.
     """
 
     def __init__(self, model: MiniTransformer, prompts: list[list[int]], pad_id: int):
@@ -211,16 +216,21 @@ class BatchDecoder:
         self.logits = model(ids, cache=self.cache, positions=positions, segments=self.segments)[:, -1].float()
         self.next_positions = positions[:, -1:] + 1
 
-    def step(self, next_ids: list[int]) -> torch.Tensor:
-        """Feed one token per row; the next logits, (rows, vocab_size)."""
+    def advance(self, rows: list[int], next_ids: list[int]) -> None:
+        """Go on with these rows only (indices into the current batch), feeding each its next
+        token: `logits` then holds their next logits, (rows, vocab_size)."""
+        self.keep(rows)
+        if not rows:
+            return
         self.segments = torch.cat([self.segments, torch.zeros_like(self.next_positions)], dim=1)
         ids = torch.tensor(next_ids, device=self.segments.device).unsqueeze(1)
         self.logits = self.model(ids, cache=self.cache, positions=self.next_positions, segments=self.segments)[:, -1].float()
         self.next_positions = self.next_positions + 1
-        return self.logits
 
     def keep(self, rows: list[int]) -> None:
-        """Go on with these rows only (indices into the current batch)."""
+        """Go on with these rows only (indices into the current batch); all of them: nothing to do."""
+        if len(rows) == len(self.logits):
+            return
         index = torch.tensor(rows, dtype=torch.long, device=self.segments.device)
         self.cache[:] = [(k[index], v[index]) for k, v in self.cache]
         self.segments, self.next_positions, self.logits = self.segments[index], self.next_positions[index], self.logits[index]
@@ -244,11 +254,8 @@ def name_sources(model: MiniTransformer, trie: SourceTrie, prompts: list[list[in
             if None not in nodes[prompt]:
                 next_ids.append(allowed[best])
                 still.append(row)
-        if len(still) < len(active):
-            decoder.keep(still)
+        decoder.advance(still, next_ids)
         active = [active[row] for row in still]
-        if active:
-            decoder.step(next_ids)
     return named
 
 
@@ -259,9 +266,8 @@ def recite(model: MiniTransformer, tokenizer: Tokenizer, headers: list[list[int]
     texts: list[list[int]] = [[] for _ in headers]
     budgets = [min(max_new_tokens, model.config.max_seq_len - len(h)) for h in headers]
     active = [i for i in range(len(headers)) if budgets[i] > 0]
-    if len(active) < len(headers):
-        decoder.keep(active)
-    greedy = sampling.get("temperature", 0.0) <= 0
+    decoder.keep(active)
+    greedy = is_greedy(sampling)
     while active:
         if greedy:  # sample_next's greedy pick, for all rows at once
             next_ids = decoder.logits.argmax(dim=-1).tolist()
@@ -273,11 +279,8 @@ def recite(model: MiniTransformer, tokenizer: Tokenizer, headers: list[list[int]
                 texts[header].append(token)
                 if len(texts[header]) < budgets[header]:
                     still.append(row)
-        if len(still) < len(active):
-            decoder.keep(still)
+        decoder.advance(still, [next_ids[row] for row in still])
         active = [active[row] for row in still]
-        if active:
-            decoder.step([next_ids[row] for row in still])
     return [tokenizer.decode(t).strip() for t in texts]
 
 

@@ -169,7 +169,7 @@ def make_optimizer(model: MiniTransformer, params: dict) -> torch.optim.AdamW:
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     groups = [{"params": decay, "weight_decay": params["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}]
-    # fused: one kernel updates every tensor (1.35x the training rate here: README, benchmark)
+    # fused: one kernel updates every tensor (the step takes 4.5 ms instead of 15 ms here: experiments/README.md)
     return torch.optim.AdamW(groups, lr=params["lr"], betas=(0.9, 0.95), fused=True)
 
 
@@ -290,7 +290,8 @@ def read_examples(
     passages = utils.read_passages(args.passages)
     train_examples = build_examples(passages, utils.read_pairs(args.train), tokenizer, params, max_len)
     val_examples = validation_examples(passages, utils.read_pairs(args.val), tokenizer, params, max_len)
-    val_rows, width = pack(val_examples, max_len - 1), max_len - 1
+    width = max_len - 1  # a row holds max_seq_len positions
+    val_rows = pack(val_examples, width)
     val_batches = [
         packed_batch(val_rows[i : i + params["batch_size"]], width, pad_id, device)
         for i in range(0, len(val_rows), params["batch_size"])

@@ -242,7 +242,7 @@ def pick_device() -> str:
 
 
 def article_id(domain: str, title: str) -> str:
-    """Stable record id such as "astronomy/halley-s-comet" (the cache file of fetch is named after it too)."""
+    """Stable record id such as "astronomy/halley-s-comet"."""
     return f"{domain}/{slugify(title)}"
 
 
