@@ -13,6 +13,7 @@ does know. Greedy by default (the same answer every time); --temperature, --top-
 from __future__ import annotations
 
 import argparse
+import itertools
 
 import torch
 
@@ -36,13 +37,24 @@ def parse_args() -> argparse.Namespace:
 
 def check_flags(args: argparse.Namespace, max_new_tokens: int, min_confidence: float) -> None:
     """One-line errors for values that would crash or silently do nothing."""
-    if args.question is not None and not args.question.strip():
-        raise utils.UserError("the question is empty (leave it out for the interactive prompt)")
+    if args.question is not None:
+        check_utf8(args.question, "the question")
+        if not args.question.strip():
+            raise utils.UserError("the question is empty (leave it out for the interactive prompt)")
     utils.check_range("--max-new-tokens", max_new_tokens, at_least=1)
     utils.check_range("--min-confidence", min_confidence, at_least=0)  # above 1: always decline
     utils.check_range("--temperature", args.temperature, at_least=0)
     utils.check_range("--top-p", args.top_p, above=0, at_most=1)
     utils.check_range("--top-k", args.top_k, at_least=1)
+
+
+def check_utf8(text: str, where: str) -> None:
+    """Python hands on bytes that are not UTF-8 (in argv, or stdin) as lone surrogates, which
+    no tokenizer can encode: one line naming where they came from instead."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise utils.UserError(f"{where}: not valid UTF-8 text") from None
 
 
 def main() -> None:
@@ -69,11 +81,15 @@ def main() -> None:
         print(respond(args.question))
         return
     print("Ask a question about astronomy, anatomy, animals, geography, chemistry or weather (empty line quits).")
-    while True:
+    for line_no in itertools.count(1):
         try:
-            question = input("> ").strip()
+            question = input("> ")
         except EOFError:
             break
+        except UnicodeDecodeError:  # where stdin decodes strictly, not passing bad bytes on as surrogates
+            raise utils.UserError(f"<stdin>:{line_no}: not valid UTF-8 text") from None
+        check_utf8(question, f"<stdin>:{line_no}")
+        question = question.strip()
         if not question:
             break
         print(respond(question))

@@ -5,6 +5,7 @@
 
 Two sources behind one interface (params.yaml `fetch.source`): `snapshot` reads the
 committed Markdown corpus (offline), `wikipedia` downloads the same topics (src/wikipedia.py).
+Which topics: the file params.yaml `fetch.topics` names (corpus/topics.yaml), domain -> titles.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ def parse_snapshot_article(path: Path, domain: str) -> dict[str, Any]:
     Format: '# Title', an optional 'Aliases: a; b' line, a lead paragraph, then
     '## Heading' sections of plain text.
     """
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = utils.read_text(path).splitlines()
     if not lines or not lines[0].startswith("# "):
         raise UserError(f"{path}:1: expected '# Title' on the first line")
     title = lines[0][2:].strip()
@@ -56,21 +57,24 @@ def parse_snapshot_article(path: Path, domain: str) -> dict[str, Any]:
     }
 
 
-def topic_list(params: utils.Params) -> list[tuple[str, str]]:
-    """The (domain, title) pairs of params.yaml's fetch.topics, checked."""
-    topics = utils.require(params, "topics", dict)
+def topic_list(path: Path) -> list[tuple[str, str]]:
+    """The (domain, title) pairs of the topics file (corpus/topics.yaml), checked.
+
+    The list is data the stage depends on, not params: as params every title was a column
+    of `dvc exp show`."""
+    topics = utils.load_params("topics", path)
     pairs = []
     for domain, titles in topics.items():
         if domain not in DOMAINS:
-            raise UserError(f"{params.where}.topics: unknown domain '{domain}' (expected one of {', '.join(DOMAINS)})")
+            raise UserError(f"{topics.where}: unknown domain '{domain}' (expected one of {', '.join(DOMAINS)})")
         if not isinstance(titles, list) or not all(isinstance(t, str) for t in titles):
-            raise UserError(f"{params.where}.topics.{domain} must be a list of titles")
+            raise UserError(f"{topics.where}.{domain}: must be a list of titles")
         pairs.extend((domain, title) for title in titles)
     return pairs
 
 
-def fetch_snapshot(topics: list[tuple[str, str]], snapshot_dir: Path, where: str) -> list[dict[str, Any]]:
-    """Load the listed topics from the committed corpus (no network)."""
+def fetch_snapshot(topics: list[tuple[str, str]], snapshot_dir: Path, topics_file: Path) -> list[dict[str, Any]]:
+    """Load the listed topics (from topics_file) from the committed corpus (no network)."""
     by_title: dict[tuple[str, str], dict[str, Any]] = {}
     for domain in {d for d, _ in topics}:
         for path in sorted((snapshot_dir / domain).glob("*.md")):
@@ -78,15 +82,16 @@ def fetch_snapshot(topics: list[tuple[str, str]], snapshot_dir: Path, where: str
             by_title[(domain, article["title"])] = article
     missing = [f"{d}/{t}" for d, t in topics if (d, t) not in by_title]
     if missing:
-        raise UserError(f"{where}.topics: not in the snapshot {snapshot_dir}: {', '.join(missing)}")
+        raise UserError(f"{topics_file}: not in the snapshot {snapshot_dir}: {', '.join(missing)}")
     return [by_title[topic] for topic in topics]
 
 
 def fetch(output: Path, params: utils.Params) -> None:
     source = utils.require(params, "source", str)
-    topics = topic_list(params)
+    topics_file = Path(utils.require(params, "topics", str))
+    topics = topic_list(topics_file)
     if source == "snapshot":
-        articles = fetch_snapshot(topics, Path(utils.require(params, "snapshot_dir", str)), params.where)
+        articles = fetch_snapshot(topics, Path(utils.require(params, "snapshot_dir", str)), topics_file)
     elif source == "wikipedia":
         from src import wikipedia  # only this source needs requests and lxml
 
@@ -98,6 +103,7 @@ def fetch(output: Path, params: utils.Params) -> None:
                 user_agent=utils.require(params, "user_agent", str),
                 timeout=utils.require(params, "timeout", float, above=0),
                 max_retries=utils.require(params, "max_retries", int, at_least=0),
+                endpoint=utils.require(params, "endpoint", str),
             )
         except wikipedia.FetchError as err:
             raise UserError(str(err)) from None

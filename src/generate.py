@@ -64,14 +64,16 @@ def names_of(article: dict[str, Any]) -> list[Name]:
 
 
 def kind_of(article: dict[str, Any]) -> str:
-    """What the subject is, from the lead's 'X is a ... Y': 'The koala is a tree-dwelling,
-    plant-eating marsupial native to ...' -> 'marsupial'; the domain's word if no match."""
+    """What the subject is, from the lead's 'X is a ... Y that/of/in ...': 'The koala is a
+    tree-dwelling, plant-eating marsupial native to ...' -> 'marsupial'; the domain's word
+    when the lead has no such noun (an adjective, a superlative or a name is not a kind)."""
     match = re.search(
-        r" (?:is|are) (?:a|an|the) ([^.,;]*?)(?: that | which | of | in | native | found | with | located |[.,;])",
+        r" (?:is|are) (?:a|an|the) ([^.;]*?) (?:that|which|of|in|native|found|with|located|formed|made|where|between)\b",
         article["lead"],
     )
-    words = match.group(1).split() if match else []
-    return words[-1] if words and words[-1].isalpha() else DOMAIN_KIND[article["domain"]]
+    last = match.group(1).split()[-1] if match else ""
+    is_noun = last.isalpha() and last.islower() and not last.endswith(("est", "ly", "ed"))
+    return last if is_noun else DOMAIN_KIND[article["domain"]]
 
 
 def cut_passages(sentences: list[str], max_words: int) -> list[list[str]]:
@@ -155,12 +157,15 @@ def generate_pairs(
         names = names_of(article)
         for passage in found:
             all_passages.append({k: passage[k] for k in ("id", "domain", "title", "section", "text")})
-            questions = list(dict.fromkeys(passage_questions(article, passage, names, frequency)))
+            # one question per normalized form: the model reads "What is Dew?" and "What is dew?" alike
+            questions = list(
+                {utils.normalize_question(q): q for q in passage_questions(article, passage, names, frequency)}.values()
+            )
             if not questions:
                 summary["no_question"] += 1
                 continue
             random.Random(f"{seed}:{passage['id']}").shuffle(questions)
-            fresh = [q for q in questions if q.lower() not in seen]
+            fresh = [q for q in questions if utils.normalize_question(q) not in seen]
             summary["duplicate_question"] += len(questions) - len(fresh)
             reason = standalone(passage) if fresh else "no_question"
             summary[reason] += 1
@@ -168,7 +173,7 @@ def generate_pairs(
                 continue
             kept = fresh[:per_fact]
             for n, question in enumerate(kept):
-                seen.add(question.lower())
+                seen.add(utils.normalize_question(question))
                 pairs.append(
                     {
                         "id": f"{passage['id']}/{n}",

@@ -16,6 +16,7 @@ This file imports nothing from the project, so it can be read and reused on its 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -84,9 +85,12 @@ def blocked_positions(T: int, S: int, segments: torch.Tensor | None, device: tor
     return blocked
 
 
-def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, blocked: torch.Tensor, dropout: float = 0.0) -> torch.Tensor:
+def attend(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, blocked: torch.Tensor, dropout: float = 0.0, watch: Callable | None = None
+) -> torch.Tensor:
     """Each query takes a weighted mean of the values of the keys it may see (not `blocked`),
-    weighted by softmax(query . key / sqrt(head_dim)).
+    weighted by softmax(query . key / sqrt(head_dim)). `watch`, if given, is shown those
+    weights (B, nh, T, S): explain.py draws them.
 
     q (B, nh, T, hs) are the newest T positions; k, v (B, nh, S, hs) are all S positions so
     far (S > T when decoding with a KV cache). Written out rather than calling
@@ -95,6 +99,8 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, blocked: torch.Ten
     """
     scores = q @ k.transpose(-2, -1) * q.shape[-1] ** -0.5  # (B, nh, T, S)
     weights = F.dropout(scores.masked_fill(blocked, float("-inf")).softmax(dim=-1), dropout)
+    if watch is not None:
+        watch(weights)
     return weights @ v
 
 
@@ -107,6 +113,7 @@ class CausalSelfAttention(nn.Module):
         self.qkv = nn.Linear(config.emb_dim, 3 * config.emb_dim, bias=False)
         self.proj = nn.Linear(config.emb_dim, config.emb_dim, bias=False)
         self.dropout = config.dropout
+        self.watch: Callable | None = None  # set it to see this layer's attention weights (attend)
 
     def forward(
         self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, blocked: torch.Tensor, cache: LayerCache | None = None
@@ -120,7 +127,7 @@ class CausalSelfAttention(nn.Module):
             # Decoding one new token: it may attend to every cached (earlier) position.
             k = torch.cat([cache[0], k], dim=2)
             v = torch.cat([cache[1], v], dim=2)
-        y = attend(q, k, v, blocked, self.dropout if self.training else 0.0)
+        y = attend(q, k, v, blocked, self.dropout if self.training else 0.0, self.watch)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # re-join the heads
         return self.proj(y), (k, v)
 

@@ -16,8 +16,11 @@ named is its confidence: too low, and it declines. Shared by train, eval and ask
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import pickle
+import zipfile
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import get_type_hints
 
 import torch
 
@@ -57,7 +60,11 @@ def split_source(reply: str) -> tuple[str, str]:
 
 def encode_prompt(tokenizer: Tokenizer, question: str) -> list[int]:
     """Token ids of the prompt: the model continues it with the answer."""
-    return [tokenizer.special_id(QUESTION)] + tokenizer.encode(" " + question.strip()) + [tokenizer.special_id(ANSWER)]
+    return (
+        [tokenizer.special_id(QUESTION)]
+        + tokenizer.encode(" " + utils.normalize_question(question))
+        + [tokenizer.special_id(ANSWER)]
+    )
 
 
 def encode_example(tokenizer: Tokenizer, question: str, source: str, answer: str) -> Example:
@@ -87,14 +94,89 @@ def to_batch(examples: list[Example], pad_id: int, device: str) -> tuple[torch.T
     return inputs.to(device), targets.to(device), mask.to(device)
 
 
+CHECKPOINT_FORMAT, CHECKPOINT_VERSION = "minillm-checkpoint", 2  # version 1 stored the tokenizer's path
+CHECKPOINT_TYPES = {"model": dict, "config": dict, "tokenizer": str, "sources": list}  # what load_model reads
+CONFIG_TYPES = {f.name: get_type_hints(ModelConfig)[f.name] for f in fields(ModelConfig)}
+MAX_SEQ_LEN = 65_536  # beyond it a checkpoint is broken or hostile: the rotary tables alone would take gigabytes
+
+
 def load_model(checkpoint: str | Path, device: str = "cpu") -> tuple[MiniTransformer, Tokenizer, list[str]]:
-    """Load a checkpoint written by train.py (weights only: no code is unpickled): the model,
-    its tokenizer and the source headers it learned."""
-    state = torch.load(checkpoint, map_location=device, weights_only=True)
-    model = MiniTransformer(ModelConfig(**state["config"]))
+    """Load a checkpoint written by train.py: the model, its tokenizer (stored inside, so a copied
+    checkpoint works from anywhere) and the source headers it learned.
+
+    The file is untrusted: torch.load(weights_only=True) unpickles tensors and plain values,
+    never code, and the config, tokenizer, sources and weight shapes are all checked before the
+    model is built. Any problem is one UserError naming the file.
+    """
+    state = read_checkpoint(checkpoint, device)
+    config = checkpoint_config(utils.Params(state["config"], f"{checkpoint}: config"))
+    try:
+        tokenizer = Tokenizer.loads(state["tokenizer"], f"{checkpoint}: tokenizer")
+    except ValueError as err:
+        raise utils.UserError(str(err)) from None
+    if tokenizer.vocab_size != config.vocab_size:
+        raise utils.UserError(f"{checkpoint}: its tokenizer has {tokenizer.vocab_size} ids, its config {config.vocab_size}")
+    sources = state["sources"]
+    if not isinstance(sources, list) or not sources or not all(isinstance(s, str) and s for s in sources):
+        raise utils.UserError(f"{checkpoint}: key 'sources' must be a non-empty list of source headers")
+    check_weights(checkpoint, state["model"], config)
+    model = MiniTransformer(config)
     model.load_state_dict(state["model"])
     model.to(device).eval()
-    return model, Tokenizer.load(state["tokenizer"]), state["sources"]
+    return model, tokenizer, sources
+
+
+def read_checkpoint(path: str | Path, device: str) -> dict:
+    """The dict in a checkpoint file, with every key load_model needs, at the version it reads."""
+    utils.check_file(path)
+    if not zipfile.is_zipfile(path):  # what torch.save writes; a cut-short file has lost its zip index
+        raise utils.UserError(f"{path}: not a PyTorch checkpoint (not a zip archive: cut short, or another kind of file)")
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError:
+        raise utils.UserError(f"{path}: refused: it holds objects other than tensors and plain values") from None
+    except Exception as err:  # torch raises many kinds (RuntimeError, KeyError, EOFError...) on a damaged archive
+        raise utils.UserError(f"{path}: not a readable PyTorch checkpoint ({type(err).__name__})") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise utils.UserError(f"{path}: not a {CHECKPOINT_FORMAT} file (one from older code? retrain: dvc repro train)")
+    if state.get("version") != CHECKPOINT_VERSION:
+        raise utils.UserError(f"{path}: checkpoint version {state.get('version')!r}, this code reads {CHECKPOINT_VERSION}")
+    for key, kind in CHECKPOINT_TYPES.items():
+        if key not in state:
+            raise utils.UserError(f"{path}: missing key '{key}'")
+        if not isinstance(state[key], kind):
+            raise utils.UserError(f"{path}: key '{key}' must be {kind.__name__}")
+    return state
+
+
+def checkpoint_config(config: utils.Params) -> ModelConfig:
+    """The model's shape from a checkpoint: known keys, each of its type and within bounds
+    (ModelConfig's own checks, and MAX_SEQ_LEN), before anything is allocated."""
+    unknown = sorted(set(config) - set(CONFIG_TYPES))
+    if unknown:
+        raise utils.UserError(f"{config.where}: unknown key '{unknown[0]}'")
+    values = {key: utils.require(config, key, kind) for key, kind in CONFIG_TYPES.items()}
+    utils.check_range(f"{config.where}: key 'max_seq_len'", values["max_seq_len"], at_most=MAX_SEQ_LEN)
+    try:
+        return ModelConfig(**values)
+    except ValueError as err:
+        raise utils.UserError(f"{config.where}: {err}") from None
+
+
+def check_weights(path: str | Path, weights: dict, config: ModelConfig) -> None:
+    """A UserError unless `weights` are exactly the tensors, of the shapes, of the model of
+    `config` (built on the meta device, which allocates nothing)."""
+    if config.num_layers > len(weights):  # every layer has weights of its own: don't build a million to see it
+        raise utils.UserError(f"{path}: {len(weights)} weights can't make the {config.num_layers} layers of its config")
+    with torch.device("meta"):
+        expected = {name: tuple(t.shape) for name, t in MiniTransformer(config).state_dict().items()}
+    odd = [name for name in weights if name not in expected] + [name for name in expected if name not in weights]
+    if odd:
+        raise utils.UserError(f"{path}: weight {odd[0]!r} is {'missing' if odd[0] in expected else 'not in the model'}")
+    for name, shape in expected.items():
+        if not isinstance(weights[name], torch.Tensor) or tuple(weights[name].shape) != shape:
+            got = tuple(weights[name].shape) if isinstance(weights[name], torch.Tensor) else type(weights[name]).__name__
+            raise utils.UserError(f"{path}: weight '{name}' must have shape {shape} for its config, got {got}")
 
 
 class SourceTrie:

@@ -7,8 +7,11 @@ Two kinds of rule, both plain string patterns a learner can read and extend:
     title and the article's aliases ("koalas", "the Red Planet");
   - sentence patterns: a sentence of the article that states a superlative ("X is the
     largest Y"), a measure ("8,849 metres"), a count ("has 95 moons"), a discovery, or
-    what the subject does ("The pancreas makes insulin") gets the questions that sentence
-    answers ("What is the largest Y?", "How tall is X?", "Which organ makes insulin?").
+    something about the subject ("The pancreas makes insulin") gets the questions that
+    sentence answers ("What is the largest Y?", "How tall is X?", "Does the pancreas make
+    insulin?", "What does the pancreas make?", "Which organ makes insulin?").
+A heading from a real article is first mapped onto a domain's headings (src/headings.py:
+"Hunting and diet" -> Diet); one that maps to nothing is asked about with GENERIC phrasings.
 To support a new heading, add its phrasings here and list it in corpus/README.md.
 Placeholders: {s} the subject; {is}, {does}, {has} agree with it ("is"/"are", ...).
 """
@@ -17,6 +20,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
+
+from src.headings import canonical_heading
 
 LEAD = [
     "What is {s}?",
@@ -376,13 +382,29 @@ def looks_plural(alias: str, title: str) -> bool:
     return alias.endswith("s") and not alias.endswith(("ss", "us", "is")) and not title.endswith("s")
 
 
+GENERIC = [  # for a heading no domain phrasing fits: '{h}' is the heading in lower case
+    "What about the {h} of {s}?",
+    "Tell me about {s}: {h}.",
+    "What is known about the {h} of {s}?",
+    "Describe the {h} of {s}.",
+]
+
+
 def section_questions(domain: str, heading: str, names: list[Name]) -> list[str]:
-    """Every phrasing of a section's question with every name of the subject; [] if the heading is unknown.
+    """Every phrasing of a section's question with every name of the subject. A heading is
+    first mapped onto the domain's vocabulary (src/headings.py: 'Hunting and diet' -> Diet);
+    one that maps to nothing is asked about by name with the GENERIC phrasings.
 
     >>> section_questions("animals", "Diet", [Name("the tiger")])[0]
     'What does the tiger eat?'
+    >>> section_questions("animals", "Taxonomy", [Name("the tiger")])[0]
+    'What about the taxonomy of the tiger?'
     """
-    templates = LEAD if heading == "Lead" else TEMPLATES.get(domain, {}).get(heading, [])
+    canonical = heading if heading == "Lead" else canonical_heading(domain, heading)
+    if canonical is None:
+        templates = [t.replace("{h}", heading.lower()) for t in GENERIC]
+    else:
+        templates = LEAD if canonical == "Lead" else TEMPLATES[domain][canonical]
     # A template with {p} asks about the animals as a group: only plural names fit it.
     return [name.fill(t) for t in templates for name in names if "{p}" not in t or name.plural]
 
@@ -412,24 +434,97 @@ MEASURE_WORDS = [  # (words in the sentence, question about the subject)
 ]
 COUNT = re.compile(
     r"\b(?:has|have|had|contains?|with) (?:about |around |roughly |more than |over |nearly |almost |at least |some |up to )?"
-    r"(\d[\d,.]*|two|three|four|five|six|seven|eight|nine|ten|twelve|dozens of|hundreds of|thousands of|millions of) "
+    r"(\d[\d,.]*(?: thousand| million| billion| trillion)?|two|three|four|five|six|seven|eight|nine|ten|twelve"
+    r"|dozens of|hundreds of|thousands of|millions of) "
     r"(?:[a-z-]+ )?([a-z]+s)\b"
 )
 DISCOVERY = re.compile(r"\b(?:was|were) (discovered|identified|isolated|named|first described|first observed|first seen)\b")
-ACTION = re.compile(
-    r"^(?:The |An? )?(\w+(?: \w+){0,2}) ((?:also |mainly |mostly |largely )?"
-    r"(?:produces|makes|controls|stores|carries|pumps|filters|"
-    r"secretes|protects|breaks down|digests|absorbs|releases|regulates|connects|holds|eats|feeds on|hunts|lives|"
-    r"covers|flows|forms|reacts|burns|dissolves|causes|brings|orbits|contains|separates|sends|removes|supports|helps|"
-    r"is used|are used|is found|are found|lies|runs|stretches|crosses))\b([^.;]{3,60}?)(?:[,.;]| and | which | because )"
-)
+AUXILIARIES = {"is", "are", "was", "were", "can", "cannot", "could", "may", "must", "will"}
+ADVERBS = set("also usually often typically generally sometimes frequently mainly mostly largely always normally".split())
+NOUN_SIGNS = {"is", "are", "was", "were", "can", "have", "has", "of", "and"}  # 'Carbon compounds are ...': no verb
+PREPOSITIONS = {"with", "to", "on", "in", "into", "from", "for", "at", "about", "like", "through"}
+CLAUSE_END = re.compile(r"[,.;:](?!\d)| and | which | while | when | because | so that | but ")  # '8,849' is one number
+
+
+class Statement(NamedTuple):
+    """A sentence that says something about the subject: 'The pancreas also makes insulin, ...'
+    -> Statement(Name('the pancreas'), verb='makes', rest='insulin')."""
+
+    name: Name
+    verb: str
+    rest: str
+
+
+def statement_of(sentence: str, names: list[Name]) -> Statement | None:
+    """The subject, verb and the rest of the first clause, if the sentence opens with a name
+    of the subject (or with 'It'/'They', which in an article mean the subject); else None."""
+    lowered = sentence.lower()
+    name, after = None, ""
+    for candidate in sorted(names, key=lambda n: -len(n.text)):
+        for article in ("", "the ", "a ", "an "):
+            opening = f"{article}{candidate.text.lower()} "
+            if lowered.startswith(opening):
+                name, after = candidate, sentence[len(opening) :]
+                break
+        if name:
+            break
+    pronoun = lowered.split(" ", 1)[0]
+    if name is None and pronoun in ("it", "they") and names:
+        plural = [n for n in names if n.plural] if pronoun == "they" else [n for n in names if not n.plural]
+        name, after = (plural or names)[0], sentence.split(" ", 1)[1]
+    if name is None:
+        return None
+    words = CLAUSE_END.split(after, maxsplit=1)[0].split()
+    while words and words[0] in ADVERBS:
+        words = words[1:]
+    if len(words) < 2 or not words[0].isalpha() or not words[0].islower() or words[1] in NOUN_SIGNS:
+        return None
+    return Statement(name, words[0], " ".join(words[1:13]))
+
+
+def base_form(verb: str) -> str:
+    """'makes' -> 'make', 'carries' -> 'carry', 'reaches' -> 'reach', 'lies' -> 'lie'."""
+    if verb in ("lies", "dies", "ties"):
+        return verb[:-1]
+    if verb.endswith("ies"):
+        return verb[:-3] + "y"
+    if verb.endswith(("ches", "shes", "sses", "xes", "zes", "oes")):
+        return verb[:-2]
+    return verb[:-1]
+
+
+def statement_questions(statement: Statement, kind: str, domain: str) -> list[str]:
+    """Yes/no, object and inverse questions about one statement:
+    'The pancreas makes insulin' -> 'Does the pancreas make insulin?', 'What does the pancreas
+    make?', 'Which organ makes insulin?'."""
+    name, verb, rest = statement
+    kinds = list(dict.fromkeys([kind, DOMAIN_KIND[domain]]))
+    if verb in AUXILIARIES:
+        auxiliary = "can" if verb == "cannot" else verb
+        inverse = not name.plural and verb not in ("are", "were")
+        return [f"{auxiliary} {name.text} {rest}?"] + [f"Which {k} {verb} {rest}?" for k in kinds if inverse]
+    if verb in ("has", "have") and rest.startswith("been "):  # 'Earth has been studied ...'
+        return [f"{verb} {name.text} {rest}?"]
+    if verb in ("has", "have"):
+        return [name.fill(f"{{Does}} {{s}} have {rest}?")] + [f"Which {k} has {rest}?" for k in kinds if not name.plural]
+    if name.plural and not verb.endswith(("s", "ed", "ing")):
+        base, inverse = verb, []
+    elif not name.plural and verb.endswith("s") and not verb.endswith("ss"):
+        base, inverse = base_form(verb), [f"Which {k} {verb} {rest}?" for k in kinds]
+    else:
+        return []
+    preposition = rest.split()[0] if rest.split()[0] in PREPOSITIONS else ""  # 'What do acids react with?'
+    return [
+        name.fill(f"{{Does}} {{s}} {base} {rest}?"),
+        name.fill(f"What {{does}} {{s}} {base} {preposition}".strip() + "?"),
+    ] + inverse
 
 
 def sentence_questions(sentence: str, names: list[Name], domain: str, kind: str) -> list[str]:
     """The questions a single sentence answers, from the patterns above (often none).
 
-    >>> sentence_questions("Jupiter is the largest planet in the Solar System.", [Name("Jupiter")], "astronomy", "planet")
-    ['What is the largest planet in the Solar System?', 'Which planet is the largest planet in the Solar System?']
+    >>> sentence_questions("Jupiter has 95 known moons.", [Name("Jupiter")], "astronomy", "planet")[:3]
+    ['How many moons does Jupiter have?', 'Does Jupiter have 95 known moons?', 'Which planet has 95 known moons?']
     """
     questions: list[str] = []
     superlative = SUPERLATIVE.search(sentence)
@@ -450,13 +545,10 @@ def sentence_questions(sentence: str, names: list[Name], domain: str, kind: str)
         questions += [name.fill(f"When {{was}} {{s}} {verb}?") for name in names[:2]]
         if " by " in sentence:
             questions += [name.fill(f"Who {verb.split()[-1]} {{s}}?") for name in names[:2]]
-    action = ACTION.match(sentence)
-    if action and any(
-        action.group(1).lower() in name.text.lower() or name.text.lower().endswith(action.group(1).lower()) for name in names
-    ):
-        predicate = f"{action.group(2)}{action.group(3)}".strip()
-        questions += [f"Which {kind} {predicate}?", f"What {predicate}?", f"Which {DOMAIN_KIND[domain]} {predicate}?"]
-    return [capitalize(q) for q in questions]
+    statement = statement_of(sentence, names)
+    if statement:
+        questions += statement_questions(statement, kind, domain)
+    return list(dict.fromkeys(capitalize(q) for q in questions))
 
 
 KEYWORD_TEMPLATES = ["Tell me about {kw} and {s}.", "What about {s} and {kw}?", "{S}: {kw}?"]

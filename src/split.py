@@ -10,6 +10,7 @@ whose questions training never saw. Stratified by domain, seeded (scikit-learn).
 from __future__ import annotations
 
 import argparse
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -49,13 +50,41 @@ def split_pairs(pairs: list[dict[str, Any]], sizes: dict[str, float], seed: int)
 def split(input_path: Path, output_dir: Path, sizes: dict[str, float], seed: int) -> None:
     check_sizes(sizes)
     pairs = utils.read_pairs(input_path)
+    if not pairs:
+        raise UserError(f"{input_path}: no Q&A pairs to split")
     try:
         splits = split_pairs(pairs, sizes, seed)
     except ValueError as err:  # e.g. too few facts per domain to stratify
         raise UserError(f"{input_path}: cannot split: {err}") from None
     for name, records in splits.items():
-        utils.write_jsonl(output_dir / f"{name}.jsonl", records)
+        if not records:
+            raise UserError(f"{input_path}: cannot split: the {name} split would be empty (too few facts)")
+    write_splits(output_dir, splits)
     print("split: " + ", ".join(f"{name} {len(r)}" for name, r in splits.items()) + f" -> {output_dir}")
+
+
+def write_splits(output_dir: Path, splits: dict[str, list[dict[str, Any]]]) -> None:
+    """Write the split files as one set: into a new folder beside output_dir, then swapped in by
+    two renames. Killed at any instant, it leaves the old set or the new one (or, between the
+    renames, no folder, which the next run rebuilds), never new train beside old test."""
+    files = {f"{name}.jsonl" for name in splits}
+    if output_dir.is_dir():  # the whole folder is replaced: never one that holds anything else
+        others = sorted(p.name for p in output_dir.iterdir() if p.name not in files and not p.name.endswith(".tmp"))
+        if others:
+            raise UserError(f"{output_dir}: holds '{others[0]}', not a split file: give an --output-dir of its own")
+    elif output_dir.exists():
+        raise UserError(f"{output_dir}: not a folder")
+    target = output_dir.resolve()
+    new, old = (target.with_name(f".{target.name}.{kind}.tmp") for kind in ("new", "old"))
+    for leftover in (new, old):  # from a run that was killed
+        shutil.rmtree(leftover, ignore_errors=True)
+    new.mkdir(parents=True)
+    for name, records in splits.items():
+        utils.write_jsonl(new / f"{name}.jsonl", records)
+    if target.exists():
+        target.rename(old)
+    new.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

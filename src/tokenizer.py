@@ -289,8 +289,21 @@ class Tokenizer:
     @classmethod
     def load(cls, path: str | Path) -> Tokenizer:
         """Rebuild a saved tokenizer (same ids); raise ValueError naming the file if it is bad."""
+        if not Path(path).is_file():  # a folder, or a device such as /dev/zero, which would never end
+            raise ValueError(f"{path}: {'not a regular file' if Path(path).exists() else 'file not found'}")
         try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
+            text = Path(path).read_bytes().decode("utf-8")
+        except OSError as err:
+            raise ValueError(f"{path}: cannot read the tokenizer file: {err.strerror}") from None
+        except UnicodeDecodeError as err:
+            raise ValueError(f"{path}: invalid tokenizer file: not UTF-8 (byte {err.start})") from None
+        return cls.loads(text, str(path))
+
+    @classmethod
+    def loads(cls, text: str, name: str = "tokenizer") -> Tokenizer:
+        """`load` from the text of a saved file (a checkpoint carries it); errors name `name`."""
+        try:
+            data = json.loads(text)
             if not isinstance(data, dict) or data.get("format") != FORMAT:
                 raise ValueError(f"not a {FORMAT} file")
             if data.get("version") != VERSION:
@@ -302,9 +315,15 @@ class Tokenizer:
                 raise ValueError('"merges" must be a list of [id, id, text]')
             if not isinstance(specials, dict) or not isinstance(data.get("pattern"), str):
                 raise ValueError('missing "special_tokens" or "pattern"')
+            for token in specials:
+                token.encode("utf-8")  # a UnicodeEncodeError (a ValueError) on half a character, "\\ud800"
             tok = cls([(m[0], m[1]) for m in merges], list(specials), data["pattern"])
             if tok.special_tokens != specials:
                 raise ValueError("special token ids must follow the merges, in order")
+            if tok._split.groups:
+                raise ValueError('"pattern" must have no capturing groups: findall would return only the groups')
             return tok
-        except (ValueError, re.error, UnicodeDecodeError) as err:
-            raise ValueError(f"{path}: invalid tokenizer file: {err}") from None
+        except RecursionError:
+            raise ValueError(f"{name}: invalid tokenizer file: nested too deeply") from None
+        except (ValueError, OverflowError, re.error) as err:
+            raise ValueError(f"{name}: invalid tokenizer file: {err}") from None

@@ -14,7 +14,9 @@ Examples are packed several to a row of max_seq_len tokens, kept apart by attent
 example sees another, so two paraphrases of one fact never share a context), so almost no
 compute goes into padding and every step is as large as benchmark.py's.
 Keeps the checkpoint with the best validation loss; writes metrics/train.json and
-plots/train_loss.csv.
+plots/train_loss.csv. While it trains, DVCLive logs the losses, learning rate and tokens/s
+at every evaluation to plots/train/ (metrics.json, plots/metrics/*.tsv), which `dvc exp show`,
+`dvc plots` and the VS Code extension read.
 """
 
 from __future__ import annotations
@@ -26,15 +28,18 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, fields, replace
+from pathlib import Path
 from typing import Any, get_type_hints
 
 import torch
 import torch.nn.functional as F
+from dvclive import Live
+from scmrepo.exceptions import SCMError  # DVC's git layer, which DVCLive uses
 from tqdm import tqdm
 
 from src import utils
 from src.model import MiniTransformer, ModelConfig
-from src.qa import END, Example, encode_pairs, source_header
+from src.qa import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, END, Example, encode_pairs, source_header
 from src.tokenizer import Tokenizer
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]  # (inputs, targets, loss mask, segments), each (B, T)
@@ -214,11 +219,12 @@ def fit(
     params: dict,
     device: str,
     on_best: Callable[[int, float], None],
+    live: Live,
 ) -> tuple[list[dict], float]:
     """The training loop: max_steps steps; every eval_interval steps (and after the last) the
-    validation loss, next to the mean training loss since the previous evaluation, and
-    on_best(step, val_loss) whenever the validation loss is the lowest so far.
-    Returns that history and the best validation loss."""
+    validation loss, next to the mean training loss since the previous evaluation, logged
+    to DVCLive as it runs, and on_best(step, val_loss) whenever the validation loss is the
+    lowest so far. Returns that history and the best validation loss."""
     optimizer = make_optimizer(model, params)
     history, best_val, window_losses, tokens_seen, real_tokens = [], float("inf"), [], 0, 0
     start = time.perf_counter()
@@ -233,6 +239,7 @@ def fit(
         if (step + 1) % params["eval_interval"] == 0 or step + 1 == params["max_steps"]:
             val_loss = evaluate(model, val_batches, device, params["bf16"])
             history.append({"step": step + 1, "train_loss": sum(window_losses) / len(window_losses), "val_loss": val_loss})
+            log_progress(live, history[-1], lr_at(step, params), tokens_seen / (time.perf_counter() - start))
             window_losses = []
             if val_loss < best_val:
                 best_val = val_loss
@@ -244,6 +251,18 @@ def fit(
         f"best val loss {best_val:.4f}"
     )
     return history, best_val
+
+
+def log_progress(live: Live, row: dict, lr: float, tokens_per_s: float) -> None:
+    """One evaluation's numbers to DVCLive: a row of each step-wise curve (its plots/metrics/*.tsv)
+    and its summary metrics.json, rewritten now, so `dvc exp show` and the VS Code extension
+    follow a running experiment."""
+    live.step = row["step"]
+    for name in ("train_loss", "val_loss"):
+        live.log_metric(name, round(row[name], 5))
+    live.log_metric("lr", lr)
+    live.log_metric("tokens_per_s", round(tokens_per_s))
+    live.next_step()
 
 
 # ---------------------------------------------------------------- params, inputs and outputs
@@ -306,13 +325,16 @@ def read_examples(
 def save_checkpoint(
     model: MiniTransformer, config: ModelConfig, args: argparse.Namespace, step: int, val_loss: float, passages: list[dict]
 ) -> None:
-    """Weights, config, and the names of the sources the model learned (not their text): an
-    answer may only name one of these (qa.py)."""
+    """Weights, config, the tokenizer file's text (so the checkpoint works anywhere on its own),
+    and the names of the sources the model learned (not their text): an answer may only name
+    one of these (qa.py, which checks all of it on loading)."""
     sources = [source_header(p["title"], p["section"]) for p in passages]
     state = {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
         "model": model.state_dict(),
         "config": asdict(config),
-        "tokenizer": args.tokenizer,
+        "tokenizer": utils.read_text(args.tokenizer),
         "step": step,
         "val_loss": val_loss,
         "sources": sources,
@@ -338,6 +360,15 @@ def write_outputs(history: list[dict], best_val: float, model: MiniTransformer, 
     )
 
 
+def open_live(directory: Path) -> Live:
+    """DVCLive, writing only into `directory`: no dvc.yaml of its own and no git commit
+    (dvc.yaml declares the folder; `dvc exp run` records the experiment)."""
+    try:
+        return Live(dir=str(directory), dvcyaml=None, save_dvc_exp=False)
+    except SCMError as err:  # DVCLive asks git for the current commit (treeverse/dvclive#522)
+        raise utils.UserError(f"{directory}: DVCLive needs a git commit to log to ({err}): git commit, then run again") from None
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -346,7 +377,10 @@ def train(args: argparse.Namespace) -> None:
     params, config = read_params(args.params)
     utils.seed_everything(params["seed"])
     device = utils.pick_device()
-    tokenizer = Tokenizer.load(args.tokenizer)
+    try:
+        tokenizer = Tokenizer.load(args.tokenizer)
+    except ValueError as err:  # the message names the file
+        raise utils.UserError(str(err)) from None
     config = replace(config, vocab_size=tokenizer.vocab_size)
     pad_id = tokenizer.special_id(END)
     max_len = config.max_seq_len + 1  # inputs and targets are shifted by one
@@ -355,14 +389,17 @@ def train(args: argparse.Namespace) -> None:
     model = MiniTransformer(config).to(device)
     batches = batches_forever(train_examples, params["batch_size"], config.max_seq_len, params["seed"], pad_id, device)
     print(f"train: {model.num_params() / 1e6:.2f}M parameters, {len(train_examples)} examples, device {device}")
-    history, best_val = fit(
-        model,
-        batches,
-        val_batches,
-        params,
-        device,
-        on_best=lambda step, val_loss: save_checkpoint(model, config, args, step, val_loss, passages),
-    )
+    with open_live(args.live_dir or Path(args.plot).parent / "train") as live:
+        history, best_val = fit(
+            model,
+            batches,
+            val_batches,
+            params,
+            device,
+            on_best=lambda step, val_loss: save_checkpoint(model, config, args, step, val_loss, passages),
+            live=live,
+        )
+        del live.summary["tokens_per_s"]  # a timing: shown while training runs, not kept (same params, same bytes)
     write_outputs(history, best_val, model, args)
 
 
@@ -375,6 +412,7 @@ def main() -> None:
     parser.add_argument("--checkpoint", default="models/model.pt")
     parser.add_argument("--metrics", default="metrics/train.json")
     parser.add_argument("--plot", default="plots/train_loss.csv")
+    parser.add_argument("--live-dir", help="DVCLive's folder of step-wise logs (default: 'train' beside --plot)")
     parser.add_argument("--params", default="params.yaml")
     train(parser.parse_args())
 

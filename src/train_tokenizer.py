@@ -22,7 +22,7 @@ def training_texts(articles_path: Path, train_path: Path) -> list[str]:
         for heading, text in utils.article_parts(article):
             texts.append(f"{article['title'] if heading == utils.LEAD else heading}. {text}")
     for pair in utils.read_pairs(train_path):
-        texts.append(f"{pair['question']} {pair['answer']}")
+        texts.append(f"{utils.normalize_question(pair['question'])} {pair['answer']}")
     return texts
 
 

@@ -7,6 +7,7 @@ from the project, so each can be read (and reused) on its own.
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import math
 import os
@@ -63,11 +64,11 @@ def load_params(section: str, path: str | Path = "params.yaml") -> Params:
     """Return one section of params.yaml (each stage reads only its own sections)."""
     path = Path(path)
     try:
-        params = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"{path}: file not found") from None
+        params = yaml.safe_load(read_text(path))
     except yaml.YAMLError as err:
         raise UserError(f"{path}: invalid YAML ({str(err).splitlines()[0]})") from None
+    except RecursionError:
+        raise UserError(f"{path}: invalid YAML (nested too deeply)") from None
     if not isinstance(params, dict) or not isinstance(params.get(section), dict):
         raise UserError(f"{path}: missing section '{section}'")
     return Params(params[section], f"{path}: {section}")
@@ -118,27 +119,55 @@ def read_jsonl(path: str | Path, check: Callable[[dict[str, Any], str], None] | 
     `check(record, "file:line")`, if given, validates each record where its line is known.
     """
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: file not found")
     records = []
-    with path.open(encoding="utf-8") as f:
-        for line_no, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise UserError(f"{path}:{line_no}: invalid JSON ({err.msg})") from None
-            if not isinstance(record, dict):
-                raise UserError(f"{path}:{line_no}: expected a JSON object")
-            if check is not None:
-                check(record, f"{path}:{line_no}")
-            records.append(record)
+    for line_no, line in enumerate(read_text(path).split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            json.dumps(record, ensure_ascii=False).encode("utf-8")  # fails on half a character ("\\ud800")
+        except json.JSONDecodeError as err:
+            raise UserError(f"{path}:{line_no}: invalid JSON ({err.msg})") from None
+        except UnicodeEncodeError:
+            raise UserError(f"{path}:{line_no}: invalid JSON (a \\u escape that is half a character)") from None
+        except RecursionError:
+            raise UserError(f"{path}:{line_no}: invalid JSON (nested too deeply)") from None
+        if not isinstance(record, dict):
+            raise UserError(f"{path}:{line_no}: expected a JSON object")
+        if check is not None:
+            check(record, f"{path}:{line_no}")
+        records.append(record)
     return records
 
 
-def record_checker(fields: dict[str, type]) -> Callable[[dict[str, Any], str], None]:
-    """A `check` for read_jsonl: every field present with its type, and a known domain."""
+def check_file(path: str | Path) -> None:
+    """A UserError unless `path` is a regular file: not missing, not a folder, not a device
+    such as /dev/zero (which never ends)."""
+    if not Path(path).is_file():
+        raise UserError(f"{path}: {'not a regular file' if Path(path).exists() else 'file not found'}")
+
+
+def read_text(path: str | Path) -> str:
+    """A UTF-8 text file's contents; a missing or unreadable file, a folder or a byte that is not
+    UTF-8 is a UserError naming the file (and the line of the bad byte)."""
+    path = Path(path)
+    check_file(path)
+    try:
+        data = path.read_bytes()
+        return data.decode("utf-8")
+    except OSError as err:
+        raise UserError(f"{path}: cannot read it ({err.strerror})") from None
+    except UnicodeDecodeError as err:
+        line_no = data.count(b"\n", 0, err.start) + 1
+        raise UserError(f"{path}:{line_no}: not UTF-8 text (byte 0x{data[err.start]:02x})") from None
+
+
+def record_checker(
+    fields: dict[str, type], unique: tuple[str, ...] = (), not_blank: tuple[str, ...] = ()
+) -> Callable[[dict[str, Any], str], None]:
+    """A `check` for read_jsonl: every field present with its type, a known domain, no value of
+    a `unique` key that an earlier line has (the error names both lines), no blank `not_blank` text."""
+    first_seen: dict[tuple[str, Any], str] = {}  # (key, value) -> "file:line" where it first came
 
     def check(record: dict[str, Any], where: str) -> None:
         for key, kind in fields.items():
@@ -148,6 +177,13 @@ def record_checker(fields: dict[str, type]) -> Callable[[dict[str, Any], str], N
                 raise UserError(f"{where}: key '{key}' must be {kind.__name__}")
         if "domain" in fields and record["domain"] not in DOMAINS:
             raise UserError(f"{where}: unknown domain '{record['domain']}' (expected one of {', '.join(DOMAINS)})")
+        for key in not_blank:
+            if not record[key].strip():
+                raise UserError(f"{where}: key '{key}' is empty")
+        for key in unique:
+            first = first_seen.setdefault((key, record[key]), where)
+            if first != where:
+                raise UserError(f"{where}: duplicate {key} {record[key]!r} (first at {first})")
 
     return check
 
@@ -158,10 +194,12 @@ QA_FIELDS = {"id": str, "fact_id": str, "domain": str, "title": str, "section": 
 
 def read_articles(path: str | Path) -> list[dict[str, Any]]:
     """Read and check article records (naming file:line on any problem)."""
-    check_fields = record_checker(ARTICLE_FIELDS)
+    check_fields = record_checker(ARTICLE_FIELDS, unique=("id",))
 
     def check(article: dict[str, Any], where: str) -> None:
         check_fields(article, where)
+        if not all(isinstance(alias, str) for alias in article["aliases"]):
+            raise UserError(f"{where}: key 'aliases' must be a list of strings")
         for section in article["sections"]:
             if (
                 not isinstance(section, dict)
@@ -178,12 +216,22 @@ PASSAGE_FIELDS = {"id": str, "domain": str, "title": str, "section": str, "text"
 
 def read_passages(path: str | Path) -> list[dict[str, Any]]:
     """Read and check passage records (data/processed/passages.jsonl)."""
-    return read_jsonl(path, record_checker(PASSAGE_FIELDS))
+    return read_jsonl(path, record_checker(PASSAGE_FIELDS, unique=("id",)))
 
 
 def read_pairs(path: str | Path) -> list[dict[str, Any]]:
-    """Read and check Q&A records (qa_pairs.jsonl and the splits)."""
-    return read_jsonl(path, record_checker(QA_FIELDS))
+    """Read and check Q&A records (qa_pairs.jsonl and the splits): one line per id, so one
+    pair can't have two fact_ids (and land in two splits)."""
+    return read_jsonl(path, record_checker(QA_FIELDS, unique=("id",), not_blank=("question", "answer")))
+
+
+def _read_umask() -> int:
+    mask = os.umask(0)  # the only way to read it is to set it
+    os.umask(mask)
+    return mask
+
+
+UMASK = _read_umask()
 
 
 @contextmanager
@@ -194,7 +242,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):  # left by a run that was killed
+        stale.unlink()
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.fchmod(fd, 0o666 & ~UMASK)  # mkstemp makes it private (0600); outputs follow the umask
     os.close(fd)
     try:
         yield Path(tmp)
@@ -260,6 +311,17 @@ def slugify(text: str) -> str:
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
+
+
+def normalize_question(question: str) -> str:
+    """How the model reads a question: lower case, words only, single spaces. People type
+    "how does dew form", "How does Dew form?" and "HOW DOES DEW FORM??" for one question;
+    the model should see one string, not learn each spelling apart.
+
+    >>> normalize_question("  What's the Red Planet made of?? ")
+    "what's the red planet made of"
+    """
+    return " ".join(re.sub(r"[^\w'-]+", " ", question.lower()).split())
 
 
 def split_sentences(text: str) -> list[str]:

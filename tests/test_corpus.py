@@ -258,24 +258,28 @@ def test_sections_do_not_start_with_a_dangling_pronoun(domain):
 
 @by_domain
 def test_topic_list_and_snapshot_agree(domain):
-    params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
-    topics = params["fetch"]["topics"].get(domain)
-    assert topics, f"params.yaml: fetch.topics has no '{domain}' list"
+    topics = topic_lists().get(domain)
+    assert topics, f"corpus/topics.yaml: topics has no '{domain}' list"
     repeated = sorted({t for t in topics if topics.count(t) > 1})
     titles = {article["title"]: path for path, article in parsed(domain)[0]}
     not_in_corpus = [t for t in topics if t not in titles]
     not_in_params = [rel(titles[t]) + f" ({t!r})" for t in sorted(titles) if t not in topics]
-    problems = [f"listed twice in params.yaml fetch.topics.{domain}: {t!r}" for t in repeated]
+    problems = [f"listed twice in corpus/topics.yaml topics.{domain}: {t!r}" for t in repeated]
     problems += [
-        f"params.yaml fetch.topics.{domain} lists {t!r}, but no corpus/{domain} article has that title" for t in not_in_corpus
+        f"corpus/topics.yaml topics.{domain} lists {t!r}, but no corpus/{domain} article has that title" for t in not_in_corpus
     ]
-    problems += [f"{f} is not listed in params.yaml fetch.topics.{domain}" for f in not_in_params]
+    problems += [f"{f} is not listed in corpus/topics.yaml topics.{domain}" for f in not_in_params]
     assert not problems, report(problems, "mismatches between the topic list and the snapshot")
 
 
-def test_topic_list_has_only_corpus_domains():
+def topic_lists() -> dict[str, list[str]]:
+    """The topic list the fetch stage reads (params.yaml fetch.topics names the file)."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
-    assert sorted(params["fetch"]["topics"]) == sorted(utils.DOMAINS)
+    return yaml.safe_load((ROOT / params["fetch"]["topics"]).read_text(encoding="utf-8"))["topics"]
+
+
+def test_topic_list_has_only_corpus_domains():
+    assert sorted(topic_lists()) == sorted(utils.DOMAINS)
 
 
 def test_no_near_duplicate_paragraphs_across_articles():

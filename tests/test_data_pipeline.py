@@ -26,7 +26,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from src import fetch, generate, split, utils
-from src.question_templates import Name, keyword_questions, looks_plural, section_questions, sentence_questions
+from src.question_templates import GENERIC, Name, keyword_questions, looks_plural, section_questions, sentence_questions
 from src.utils import UserError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -176,8 +176,15 @@ def make_corpus(root: Path, files: dict[str, str]) -> Path:
     return root
 
 
+def write_topics(path: Path, topics: dict) -> str:
+    """A topics file (the format of corpus/topics.yaml); returns its path for params' fetch.topics."""
+    path.write_text(yaml.safe_dump({"topics": topics}, sort_keys=False), encoding="utf-8")
+    return str(path)
+
+
 def fetch_params(path: Path, snapshot: Path, topics=TOPICS, source="snapshot") -> Path:
-    return write_params(path, fetch={"source": source, "snapshot_dir": str(snapshot), "topics": topics})
+    topics_file = write_topics(path.with_suffix(".topics.yaml"), topics)
+    return write_params(path, fetch={"source": source, "snapshot_dir": str(snapshot), "topics": topics_file})
 
 
 # ---------------------------------------------------------------- fetch
@@ -201,6 +208,7 @@ def fetch_runs(tmp_path_factory):
         "missing_topic": fetch_params(tmp / "missing.yaml", good, {"animals": ["Tiger", "Zebra"]}),
         "unknown_source": fetch_params(tmp / "source.yaml", good, source="dropbox"),
         "unknown_domain": fetch_params(tmp / "domain.yaml", good, {"animals": ["Tiger"], "dinosaurs": ["Tyrannosaurus"]}),
+        "titles_not_a_list": fetch_params(tmp / "titles.yaml", good, {"animals": "Tiger"}),
         "malformed_article": fetch_params(tmp / "broken.yaml", broken, {"animals": ["Tiger"]}),
         "malformed_keeps_old": fetch_params(tmp / "broken2.yaml", broken, {"animals": ["Tiger"]}),
     }
@@ -250,9 +258,10 @@ def test_fetch_snapshot_records(fetch_runs):
 @pytest.mark.parametrize(
     "case, fragments",
     [
-        ("missing_topic", ["fetch.topics", "animals/Zebra"]),
+        ("missing_topic", ["{tmp}/missing.topics.yaml:", "animals/Zebra"]),
         ("unknown_source", ["fetch.source", "dropbox"]),
-        ("unknown_domain", ["fetch.topics", "dinosaurs"]),
+        ("unknown_domain", ["{tmp}/domain.topics.yaml: topics:", "dinosaurs"]),
+        ("titles_not_a_list", ["{tmp}/titles.topics.yaml: topics.animals:", "list of titles"]),
         ("malformed_article", ["{tmp}/broken/animals/lion.md:1:", "# Title"]),
     ],
 )
@@ -339,7 +348,11 @@ def documented_runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("documented")
     params = write_params(
         tmp / "params.yaml",
-        fetch={"source": "snapshot", "snapshot_dir": str(make_corpus(tmp / "corpus", CORPUS)), "topics": TOPICS},
+        fetch={
+            "source": "snapshot",
+            "snapshot_dir": str(make_corpus(tmp / "corpus", CORPUS)),
+            "topics": write_topics(tmp / "topics.yaml", TOPICS),
+        },
         generate={"max_answer_words": 70, "questions_per_fact": 6, "seed": 7},
         split={"train_size": 0.5, "val_size": 0.25, "test_size": 0.25, "seed": 42},
     )
@@ -522,8 +535,11 @@ def test_section_questions_use_every_name():
     # A {p} phrasing asks about the animals as a group: only a plural name fits it.
     behaviour = section_questions("animals", "Behaviour", names)
     assert "Do tigers live in groups?" in behaviour and not any("Do the tiger" in q for q in behaviour)
-    assert section_questions("animals", "History", names) == []  # unknown heading
-    assert section_questions("geography", "Diet", names) == []  # a heading of another domain
+    # A real article's heading is mapped onto the vocabulary; one that maps to nothing
+    # (or a heading of another domain) still gets well-formed questions by name.
+    assert section_questions("animals", "Hunting and diet", names) == section_questions("animals", "Diet", names)
+    assert section_questions("animals", "Taxonomy", names)[0] == "What about the taxonomy of the tiger?"
+    assert section_questions("geography", "Diet", names)[0] == "What about the diet of the tiger?"
     assert section_questions("animals", "Lead", names)[0] == "What is the tiger?"
 
 
@@ -535,53 +551,119 @@ def test_section_questions_use_every_name():
             [("the tiger", False), ("tigers", True)],
             "animals",
             "cat",
-            ["What is the largest living cat species?", "Which cat is the largest living cat species?"],
-        ),
-        (
-            "Jupiter is the largest planet in the Solar System.",
-            [("Jupiter", False)],
-            "astronomy",
-            "planet",
-            ["What is the largest planet in the Solar System?", "Which planet is the largest planet in the Solar System?"],
+            [
+                "What is the largest living cat species?",
+                "Which cat is the largest living cat species?",
+                "Is the tiger the largest living cat species?",
+                "Which animal is the largest living cat species?",
+            ],
         ),
         (
             "Mount Everest is 8,849 metres high.",
             [("Mount Everest", False)],
             "geography",
             "mountain",
-            ["How tall is Mount Everest?"],
+            [
+                "How tall is Mount Everest?",
+                "Is Mount Everest 8,849 metres high?",
+                "Which mountain is 8,849 metres high?",
+                "Which place is 8,849 metres high?",
+            ],
         ),
         (
             "The Alps are 1,200 kilometres long.",
             [("the Alps", False), ("Alpine peaks", True)],
             "geography",
-            "range",
-            ["How long is the Alps?", "How long are Alpine peaks?"],
+            "range",  # 'are' asks no inverse question: 'Which range are ...' would not agree
+            ["How long is the Alps?", "How long are Alpine peaks?", "Are the Alps 1,200 kilometres long?"],
         ),
         (
             "Jupiter has 95 known moons.",
             [("Jupiter", False), ("the gas giant", False)],
             "astronomy",
             "planet",
-            ["How many moons does Jupiter have?", "How many moons does the gas giant have?"],
+            [
+                "How many moons does Jupiter have?",
+                "How many moons does the gas giant have?",
+                "Does Jupiter have 95 known moons?",
+                "Which planet has 95 known moons?",
+                "Which object in space has 95 known moons?",
+            ],
+        ),
+        (
+            "The brain contains roughly 86 billion nerve cells.",
+            [("the brain", False)],
+            "anatomy",
+            "organ",
+            [
+                "How many cells does the brain have?",
+                "Does the brain contain roughly 86 billion nerve cells?",
+                "What does the brain contain?",
+                "Which organ contains roughly 86 billion nerve cells?",
+                "Which part of the body contains roughly 86 billion nerve cells?",
+            ],
         ),
         (
             "Oxygen was discovered by Carl Scheele in 1771.",
             [("oxygen", False), ("O2", False), ("dioxygen", False)],
             "chemistry",
             "element",  # a discovery is asked with the first two names only
-            ["When was oxygen discovered?", "When was O2 discovered?", "Who discovered oxygen?", "Who discovered O2?"],
+            [
+                "When was oxygen discovered?",
+                "When was O2 discovered?",
+                "Who discovered oxygen?",
+                "Who discovered O2?",
+                "Was oxygen discovered by Carl Scheele in 1771?",
+                "Which element was discovered by Carl Scheele in 1771?",
+                "Which substance was discovered by Carl Scheele in 1771?",
+            ],
         ),
         (
-            "The pancreas makes insulin and other hormones.",
+            "The pancreas also makes insulin and other hormones.",
             [("the pancreas", False)],
             "anatomy",
-            "organ",
-            ["Which organ makes insulin?", "What makes insulin?", "Which part of the body makes insulin?"],
+            "organ",  # the clause ends at 'and'; an adverb before the verb is skipped
+            [
+                "Does the pancreas make insulin?",
+                "What does the pancreas make?",
+                "Which organ makes insulin?",
+                "Which part of the body makes insulin?",
+            ],
         ),
-        # The inverse question needs the sentence to be about the subject.
+        (
+            "It stores glucose as glycogen, releasing it later.",
+            [("the liver", False)],
+            "anatomy",
+            "organ",  # 'It' opening an article's sentence is the subject
+            [
+                "Does the liver store glucose as glycogen?",
+                "What does the liver store?",
+                "Which organ stores glucose as glycogen?",
+                "Which part of the body stores glucose as glycogen?",
+            ],
+        ),
+        (
+            "Acids react with bases to form salts.",
+            [("an acid", False), ("acids", True)],
+            "chemistry",
+            "compound",  # a plural subject: 'do', the verb as it stands, no inverse question
+            ["Do acids react with bases to form salts?", "What do acids react with?"],
+        ),
+        (
+            "The liver can regrow after an injury.",
+            [("the liver", False)],
+            "anatomy",
+            "organ",
+            [
+                "Can the liver regrow after an injury?",
+                "Which organ can regrow after an injury?",
+                "Which part of the body can regrow after an injury?",
+            ],
+        ),
+        # A statement must open with the subject; 'compounds' followed by 'are' is a noun, not a verb.
         ("The liver makes bile.", [("the kidney", False)], "anatomy", "organ", []),
         ("Tigers are striped.", [("the tiger", False)], "animals", "cat", []),
+        ("Carbon compounds are everywhere.", [("carbon", False)], "chemistry", "element", []),
     ],
 )
 def test_sentence_questions(sentence, names, domain, kind, expected):
@@ -961,7 +1043,7 @@ def generate_runs(tmp_path_factory):
                 ("Diet", "Tigers hunt deer and wild boar. They kill with a bite to the neck."),
                 ("Habitat", "It lives in forests and swamps. Tigers also swim well."),  # dangling_pronoun
                 ("Behaviour", "Tigers live alone."),  # too_few_sentences
-                ("History", "The cat ran. A dog sat."),  # no_question
+                ("History", "The cat ran. A dog sat."),  # no animal heading: GENERIC questions
                 ("Reproduction", long_text),  # 2 passages at 30 words: a 1-sentence first (too_few_sentences), part 2 kept
             ],
             aliases=["tigers"],
@@ -994,7 +1076,7 @@ def generate_runs(tmp_path_factory):
         "bad_json": good + "\n" + '{"id": "animals/lion", "title": \n',
         "missing_key": good + "\n" + json.dumps(no_lead) + "\n",
         "wrong_type": json.dumps(article() | {"sections": "Diet: tigers eat deer."}) + "\n",
-        "unknown_domain": good + "\n" + good + "\n" + json.dumps(article(domain="dinosaurs")) + "\n",
+        "unknown_domain": good + "\n\n" + json.dumps(article(domain="dinosaurs")) + "\n",  # a blank line 2
         "bad_section": json.dumps(article() | {"sections": [{"heading": "Diet"}]}) + "\n",
         "missing_aliases": good + "\n" + json.dumps(no_aliases) + "\n",
         "bad_aliases": json.dumps(article(aliases="tigers")) + "\n",
@@ -1097,6 +1179,7 @@ def test_generate_writes_pairs_passages_and_summary(generate_runs):
         "animals/bengal-tiger#diet",
         "animals/bengal-tiger#lead",
         "animals/tiger#diet",
+        "animals/tiger#history",
         "animals/tiger#lead",
         "animals/tiger#reproduction-part-2",
     ]
@@ -1104,20 +1187,22 @@ def test_generate_writes_pairs_passages_and_summary(generate_runs):
     assert summary == {
         "dangling_pronoun": 1,
         "duplicate_question": summary["duplicate_question"],
-        "kept": 7,
-        "no_question": 1,
-        "pairs": 21,
+        "kept": 8,
+        "pairs": 24,
         "passages": 11,
         "too_few_sentences": 2,
     }
     assert summary["duplicate_question"] > 0  # the Bengal tiger's 'the tiger' questions
-    assert len(pairs) == 21 and set(Counter(p["fact_id"] for p in pairs).values()) == {3}  # questions_per_fact
+    assert len(pairs) == 24 and set(Counter(p["fact_id"] for p in pairs).values()) == {3}  # questions_per_fact
+    history = {p["question"] for p in pairs if p["fact_id"] == "animals/tiger#history"}
+    generic = [re.escape(t).replace(r"\{h\}", "history").replace(r"\{s\}", "(the )?tigers?") for t in GENERIC]
+    assert history and all(any(re.fullmatch(g, q, re.I) for g in generic) for q in history)
     text = {p["id"]: p["text"] for p in passages}
     assert all(p["answer"] == text[p["fact_id"]] for p in pairs)
     assert len({p["question"].lower() for p in pairs}) == len(pairs)
     assert {p["section"] for p in pairs if p["fact_id"] == "animals/tiger#reproduction-part-2"} == {"Reproduction, part 2"}
     assert sorted(p.name for p in out.iterdir()) == ["generate_summary.json", "passages.jsonl", "qa_pairs.jsonl"]
-    assert "21 pairs" in results["ok"].stdout
+    assert "24 pairs" in results["ok"].stdout
 
 
 def test_generate_max_answer_words_flag(generate_runs):

@@ -349,8 +349,8 @@ def test_batched_answers_are_the_one_at_a_time_answers(loaded):
         "In which forests and grasslands do tigers live?",
     ]
     lengths = [len(qa.encode_prompt(tokenizer, q)) for q in questions]
-    # prompts of 6 lengths, padded together in one batch or paired in batches of two
-    assert sorted(lengths.count(n) for n in set(lengths)) == [1, 1, 1, 2, 3, 4]
+    # prompts of many lengths, some shared, padded together in one batch or paired in batches of two
+    assert len(set(lengths)) >= 6 and max(map(lengths.count, lengths)) >= 2
     together = qa.answer(model, tokenizer, trie, questions, MAX_NEW_TOKENS, batch_size=64)
     in_twos = qa.answer(model, tokenizer, trie, questions, MAX_NEW_TOKENS, batch_size=2)
     for q, batched, paired in zip(questions, together, in_twos):

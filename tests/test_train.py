@@ -94,12 +94,13 @@ def test_lr_cosine_decays_to_min_lr_and_is_monotonic_after_warmup():
 def test_encode_example_masks_the_prompt_and_trains_on_source_answer_and_end(tok):
     question, answer = "What does the tiger eat?", "Tigers are carnivores. They hunt deer."
     ids, mask = qa.encode_example(tok, question, "Tiger (Diet):", answer)
-    q_ids, s_ids, a_ids = tok.encode(" " + question), tok.encode("Tiger (Diet):"), tok.encode(" " + answer)
+    # The model reads the question normalized: lower case, no punctuation, single spaces.
+    q_ids, s_ids, a_ids = tok.encode(" what does the tiger eat"), tok.encode("Tiger (Diet):"), tok.encode(" " + answer)
     prompt = [tok.special_id(qa.QUESTION)] + q_ids + [tok.special_id(qa.ANSWER)]
-    assert qa.encode_prompt(tok, "  " + question + " ") == prompt
+    assert qa.encode_prompt(tok, "  WHAT does the Tiger eat?? ") == prompt
     assert ids == prompt + s_ids + a_ids + [tok.special_id(qa.END)]
     assert mask == [0] * len(prompt) + [1] * (len(s_ids) + len(a_ids) + 1)
-    assert tok.decode(ids) == f"<|question|> {question}<|answer|>Tiger (Diet): {answer}<|endoftext|>"
+    assert tok.decode(ids) == f"<|question|> what does the tiger eat<|answer|>Tiger (Diet): {answer}<|endoftext|>"
 
 
 def test_split_source_separates_the_header_from_the_answer():

@@ -1,16 +1,19 @@
 """Tests for the live Wikipedia source, against a local HTTP server (never the internet)."""
 
 import json
+import re
 import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
 import requests
 
 from src import utils, wikipedia
+from src.headings import canonical_heading
 
 UA = "MiniLLM-tests/1.0 (https://example.org/minillm; tests@example.org)"
 
@@ -78,7 +81,7 @@ COMET_RECORD = {
     "sections": [
         {
             "heading": "Orbit",
-            "text": "The orbit is very eccentric, with e\u22480.967.\n\nThe period changes because of planetary perturbations.",
+            "text": "The orbit is very eccentric, with e \u2248 0.967.\n\nThe period changes because of planetary perturbations.",
         }
     ],
 }
@@ -104,8 +107,8 @@ def page(lead: str) -> bytes:
     return f"<html><body><section><p>{lead}</p></section></body></html>".encode()
 
 
-def rest_path(title: str) -> str:
-    return "/api/rest_v1/page/html/" + title.replace(" ", "_")
+def rest_path(title: str, endpoint: str = "rest.php") -> str:
+    return wikipedia.ENDPOINTS[endpoint].format(title=title.replace(" ", "_"))
 
 
 @dataclass
@@ -124,9 +127,9 @@ class FakeWiki:
         self.routes: dict[str, list[Reply]] = {}
         self.seen: list[tuple[str, str | None]] = []  # (path, User-Agent)
 
-    def add(self, title: str, *replies: Reply) -> None:
+    def add(self, title: str, *replies: Reply, endpoint: str = "rest.php") -> None:
         """Answer the replies in turn; the last one repeats."""
-        self.routes[rest_path(title)] = list(replies)
+        self.routes[rest_path(title, endpoint)] = list(replies)
 
     def next_reply(self, path: str) -> Reply:
         replies = self.routes.get(path) or [Reply(404, b"not found")]
@@ -254,9 +257,10 @@ def test_external_entities_are_never_resolved(wiki, tmp_path, session):
 def test_fetch_sends_user_agent_and_builds_record(wiki, tmp_path, session):
     wiki.add("Halley's Comet", Reply(body=COMET_HTML.encode()))
     (record,) = fetch(wiki, tmp_path, session, [("astronomy", "Halley's Comet")])
-    assert record == {**COMET_RECORD, "url": f"{wiki.base_url}/wiki/Halley%27s_Comet"}
+    url = f"{wiki.base_url}/wiki/Halley%27s_Comet"
+    assert record == {**COMET_RECORD, "url": url, "resolved_title": "Halley's Comet"}
     assert wiki.seen == [(rest_path("Halley's Comet"), UA)]
-    assert session.urls == [f"{wiki.base_url}/api/rest_v1/page/html/Halley%27s_Comet"]
+    assert session.urls == [f"{wiki.base_url}/w/rest.php/v1/page/Halley%27s_Comet/html"]
     assert (tmp_path / "cache" / "halley-s-comet.html").read_bytes() == COMET_HTML.encode()
     # The record is one the generate stage accepts (every article field, with its type).
     utils.write_jsonl(tmp_path / "articles.jsonl", [record])
@@ -322,23 +326,43 @@ def test_404_fails_without_retry(wiki, tmp_path, session, sleeps):
 
 
 def test_off_host_redirect_is_refused(wiki, tmp_path, session):
-    wiki.add("Wolf", Reply(302, headers={"Location": "http://example.invalid/api/rest_v1/page/html/Wolf"}))
+    wiki.add("Wolf", Reply(307, headers={"Location": "http://example.invalid/w/rest.php/v1/page/Wolf/html"}))
     with pytest.raises(wikipedia.FetchError, match="Wolf: refusing redirect to another host \\(http://example.invalid/"):
         fetch(wiki, tmp_path, session, [("animals", "Wolf")])
     assert not any("example.invalid" in url for url in session.urls)
 
 
-def test_on_host_redirect_is_followed(wiki, tmp_path, session):
-    wiki.add("Grey wolf", Reply(302, headers={"Location": "Wolf"}))  # relative, as the REST API answers
-    wiki.add("Wolf", Reply(body=page("Wolves hunt in packs.")))
-    (record,) = fetch(wiki, tmp_path, session, [("animals", "Grey wolf")])
+def test_old_endpoint_redirect_is_followed(wiki, tmp_path, session):
+    wiki.add("Grey wolf", Reply(302, headers={"Location": "Wolf"}), endpoint="rest_v1")  # relative, as RESTBase answers
+    wiki.add("Wolf", Reply(body=page("Wolves hunt in packs.")), endpoint="rest_v1")
+    (record,) = fetch(wiki, tmp_path, session, [("animals", "Grey wolf")], endpoint="rest_v1")
     assert record["lead"] == "Wolves hunt in packs."
-    assert record["id"] == "animals/grey-wolf"
-    assert [path for path, _ in wiki.seen] == [rest_path("Grey wolf"), rest_path("Wolf")]
+    assert (record["id"], record["title"], record["resolved_title"]) == ("animals/grey-wolf", "Grey wolf", "Wolf")
+    assert record["url"] == f"{wiki.base_url}/wiki/Wolf"
+    assert [path for path, _ in wiki.seen] == [rest_path("Grey wolf", "rest_v1"), rest_path("Wolf", "rest_v1")]
+
+
+def test_new_endpoint_normalises_then_redirects(wiki, tmp_path, session):
+    """rest.php answers 301 to a title's normal form, then 307 from a redirect page to its target."""
+    wiki.add("grey wolf", Reply(301, headers={"Location": "/w/rest.php/v1/page/Grey_wolf/html"}))
+    wiki.add("Grey wolf", Reply(307, headers={"Location": f"{wiki.base_url}/w/rest.php/v1/page/Wolf/html"}))
+    wiki.add("Wolf", Reply(body=page("Wolves hunt in packs.")))
+    (record,) = fetch(wiki, tmp_path, session, [("animals", "grey wolf")])
+    assert (record["title"], record["resolved_title"], record["url"]) == ("grey wolf", "Wolf", f"{wiki.base_url}/wiki/Wolf")
+    assert [path for path, _ in wiki.seen] == [rest_path("grey wolf"), rest_path("Grey wolf"), rest_path("Wolf")]
+    assert (tmp_path / "cache" / "grey-wolf.title").read_text() == "Wolf"
+    wiki.seen.clear()
+    assert fetch(wiki, tmp_path, session, [("animals", "grey wolf")]) == [record]  # the cache keeps the resolved title
+    assert wiki.seen == []
+
+
+def test_unknown_endpoint_is_refused(tmp_path, session):
+    with pytest.raises(wikipedia.FetchError, match="endpoint 'rest_v2' is not one of rest.php, rest_v1"):
+        wikipedia.fetch_articles([("animals", "Wolf")], "http://127.0.0.1:9", tmp_path, UA, session=session, endpoint="rest_v2")
 
 
 def test_redirect_loop_is_an_error(wiki, tmp_path, session):
-    wiki.add("Loop", Reply(301, headers={"Location": "Loop"}))
+    wiki.add("Loop", Reply(301, headers={"Location": rest_path("Loop")}))
     with pytest.raises(wikipedia.FetchError, match="Loop: more than 5 redirects"):
         fetch(wiki, tmp_path, session, [("animals", "Loop")])
 
@@ -379,3 +403,111 @@ def test_duplicate_topics_are_refused(tmp_path, session):
         wikipedia.fetch_articles(
             [("astronomy", "Mars"), ("geography", "Mars")], "http://127.0.0.1:9", tmp_path, UA, session=session
         )
+
+
+# Realistic Parsoid pages, two per domain (tests/fixtures/wikipedia/), with the name the
+# lead must start with once pronunciation and bracketed names are gone.
+FIXTURES = Path(__file__).parent / "fixtures" / "wikipedia"
+PAGES = {
+    "saturn": ("astronomy", "Saturn", "Saturn is"),
+    "comet": ("astronomy", "Comet", "A comet is"),
+    "heart": ("anatomy", "Heart", "The heart is"),
+    "femur": ("anatomy", "Femur", "The femur, or thigh bone, is"),
+    "tiger": ("animals", "Tiger", "The tiger is"),
+    "barn_owl": ("animals", "Barn owl", "The barn owl is"),
+    "sahara": ("geography", "Sahara", "The Sahara is"),
+    "lake_baikal": ("geography", "Lake Baikal", "Lake Baikal is"),
+    "methane": ("chemistry", "Methane", "Methane is"),
+    "sodium_chloride": ("chemistry", "Sodium chloride", "Sodium chloride, commonly known as salt, is"),
+    "tornado": ("weather", "Tornado", "A tornado is"),
+    "fog": ("weather", "Fog", "Fog is"),
+}
+# What must never reach the text: IPA letters and slashes, respellings, the audio icon,
+# references, edit links, navboxes, galleries, captions, hatnotes, TeX.
+CLUTTER = re.compile(
+    r"[ˈˌːəɪʊɛæɔʃʒθðŋⓘ\\]|\bU[SK]:|[A-Z]{2,}-[a-z]|Retrieved|\[\d|\bedit\b|Topic one|A photograph|redirects here|For other uses|displaystyle|\(\s*[;,)]"
+)
+
+
+def served(wiki, tmp_path, session) -> dict[str, dict]:
+    """Every fixture page fetched through the local server, by file stem."""
+    for stem, (_, title, _) in PAGES.items():
+        wiki.add(title, Reply(body=(FIXTURES / f"{stem}.html").read_bytes()))
+    records = fetch(wiki, tmp_path, session, [(domain, title) for domain, title, _ in PAGES.values()])
+    return dict(zip(PAGES, records))
+
+
+def test_realistic_pages_have_clean_leads_and_text(wiki, tmp_path, session):
+    for stem, record in served(wiki, tmp_path, session).items():
+        assert record["lead"].startswith(PAGES[stem][2] + " "), stem
+        text = "\n".join([record["lead"]] + [f"{s['heading']}\n{s['text']}" for s in record["sections"]])
+        assert not CLUTTER.search(text), (stem, CLUTTER.search(text))
+        assert not {"Gallery", "See also", "References", "External links"} & {s["heading"] for s in record["sections"]}
+
+
+def test_realistic_pages_keep_text_faithful(wiki, tmp_path, session):
+    records = served(wiki, tmp_path, session)
+    text = {stem: json.dumps(r, ensure_ascii=False) for stem, r in records.items()}
+    assert "5.7×10^26 kg" in text["saturn"] and "10^8 km" in text["comet"] and "10^−5 m" in text["fog"]
+    assert "molecular hydrogen (H2)" in text["saturn"] and "(Na^+)" in text["sodium_chloride"]
+    assert "Kepler's third law, T^2 ∝ a^3, where T" in text["saturn"]  # formula from its alt text
+    assert "CH4 + 2 O2 -> CO2 + 2 H2O" in text["methane"]
+    assert "follows  for" not in text["comet"] and "Brightness changes quickly" in text["comet"]  # unreadable: sentence gone
+    assert "33 minutes. The equator" in text["saturn"] and "grey. Females" in text["barn_owl"]  # <br> is a space
+    assert "Its prey includes: sambar deer, chital, wild boar and gaur." in text["tiger"]
+    assert "three layers: The endocardium lines the chambers and the valves. The myocardium" in text["heart"]
+    assert "Pioneer 11 (1979), Voyager 1 (1980), Voyager 2 (1981) and Cassini–Huygens (2004–2017)." in text["saturn"]
+
+
+def test_h3_that_means_another_heading_becomes_a_section(wiki, tmp_path, session):
+    tiger = served(wiki, tmp_path, session)["tiger"]
+    headings = [s["heading"] for s in tiger["sections"]]
+    assert headings[3:6] == ["Behaviour and ecology", "Hunting and diet", "Reproduction and life cycle"]
+    assert tiger["sections"][4]["text"].startswith("The tiger is a carnivore")
+
+
+def test_list_without_readable_intro_is_dropped_with_its_intro():
+    html = "<p>Rain is wet.</p><h2>Effects</h2><p>Floods follow. Names include:</p><ul><li>A</li></ul><dl><dd>x</dd></dl>"
+    record = wikipedia.parse_article(html, "Rain", "weather", "u")
+    assert record["sections"] == [{"heading": "Effects", "text": "Floods follow. Names include: A."}]
+    html = "<p>Rain is wet.</p><h2>Effects</h2><p>Floods follow. The formula is:</p><dl><dd>x</dd></dl>"
+    assert wikipedia.parse_article(html, "Rain", "weather", "u")["sections"][0]["text"] == "Floods follow."
+
+
+@pytest.mark.parametrize(
+    ("tex", "text"),
+    [
+        (r"{\displaystyle e\approx 0.967}", "e ≈ 0.967"),
+        (r"{\displaystyle 1.8982\times 10^{27}\,{\text{kg}}}", "1.8982×10^27 kg"),
+        (r"{\displaystyle \lambda =\frac{c}{f}}", "λ = c/f"),
+        (r"{\displaystyle F=\frac{GMm}{r^{2}}}", "F = GMm/r^2"),
+        (r"{\displaystyle \int f\,dx}", None),
+        ("", None),
+    ],
+)
+def test_tex_to_text(tex, text):
+    assert wikipedia.tex_to_text(tex) == text
+
+
+def test_too_deep_page_is_an_error_not_a_short_page(wiki, tmp_path, session):
+    deep = "<div>" * 300 + "<p>Deep text.</p>" + "</div>" * 300
+    wiki.add("Deep", Reply(body=f"<html><body><p>Deep is a page.</p>{deep}<p>More.</p></body></html>".encode()))
+    with pytest.raises(wikipedia.FetchError, match=r"^Deep: cannot read the whole page \(line 1: Excessive depth"):
+        fetch(wiki, tmp_path, session, [("weather", "Deep")])
+    assert not (tmp_path / "cache" / "deep.html").exists()
+
+
+def test_page_that_is_not_utf8_is_an_error():
+    with pytest.raises(wikipedia.FetchError, match=r"^Caf: page is not valid UTF-8 \(byte 12\)$"):
+        wikipedia.parse_article(b"<html><p>Caf\xe9 is a place.</p></html>", "Caf", "geography", "u")
+
+
+def test_most_section_words_sit_under_a_known_heading(wiki, tmp_path, session):
+    """The heading mapping's reach on realistic pages (the issue asks for >= 90%)."""
+    mapped = total = 0
+    for record in served(wiki, tmp_path, session).values():
+        for section in record["sections"]:
+            words = len(section["text"].split())
+            total += words
+            mapped += words * (canonical_heading(record["domain"], section["heading"]) is not None)
+    assert mapped / total >= 0.9
