@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parent.parent  # where ask.py and explain.py find their default files from any directory
 DOMAINS = ("astronomy", "anatomy", "animals", "geography", "chemistry", "weather")
 
 

@@ -11,6 +11,8 @@ becomes sentences, and a page the parser could not read whole is an error, not a
 Being a polite and careful client matters more here than speed:
 - every request carries the caller's User-Agent (Wikimedia blocks anonymous scripts);
 - 429 and 5xx answers are retried with exponential backoff, honouring Retry-After;
+- `timeout` is a deadline for the whole answer, so a server dripping bytes can't hold us;
+- a page cut short (no closing </html>) is retried, never cached; a cut cached copy is refetched;
 - redirects are followed only on the configured host, so a bad answer can't send us elsewhere;
 - the HTML is parsed with the network off, so a page can't make lxml fetch anything either.
 """
@@ -26,6 +28,7 @@ from urllib.parse import quote, unquote, urljoin, urlsplit
 
 import lxml.html
 import requests
+import urllib3
 from lxml import etree
 
 from src import utils
@@ -33,6 +36,8 @@ from src.headings import canonical_heading
 
 MAX_REDIRECTS = 5  # a page renamed twice is common; more hops means something is wrong
 MAX_WAIT = 60.0  # seconds; cap on any single backoff or Retry-After wait
+CHUNK = 64 * 1024  # bytes asked of the socket per read while downloading a page
+WHOLE_PAGE = re.compile(rb"</html>\s*\Z", re.IGNORECASE)  # Parsoid pages end so; a cut one does not
 # Where a page's HTML lives. rest.php (MediaWiki's own REST API) is the default; the older
 # RESTBase path is being retired. Both redirect: 301 to a title's normal form, 307 (rest.php)
 # or 302 (rest_v1) from a redirect page to its target.
@@ -144,11 +149,13 @@ def fetch_articles(
 ) -> list[dict]:
     """Return one record per (domain, title), in order, downloading only uncached pages.
 
-    Each downloaded page is cached as cache_dir/<slug>.html as soon as it parses, so a run
-    that fails half-way (network down, a misspelt title) keeps its progress: the rerun
-    reads the cached pages without any request. A page reached through a redirect also
-    keeps its resolved title in cache_dir/<slug>.title. max_retries counts retries after
-    the first try; waits are backoff * 2**attempt seconds unless the server says Retry-After.
+    Each downloaded page is cached as cache_dir/<slug>.html (atomically) as soon as it
+    parses, so a run that fails half-way (network down, a misspelt title) keeps its
+    progress: the rerun reads the cached pages without any request, and downloads again a
+    cached page that is cut short or unreadable. A page reached through a redirect also
+    keeps its resolved title in cache_dir/<slug>.title. timeout bounds each request as a
+    whole, not each read. max_retries counts retries after the first try; waits are
+    backoff * 2**attempt seconds unless the server says Retry-After.
     """
     if endpoint not in ENDPOINTS:
         raise FetchError(f"endpoint {endpoint!r} is not one of {', '.join(ENDPOINTS)}")
@@ -190,18 +197,25 @@ def _title_in(url: str, endpoint: str) -> str | None:
 def _cached_or_downloaded(
     domain: str, title: str, path: Path, base_url: str, download: Callable[[str], tuple[bytes, str]]
 ) -> dict:
-    """One article record: from its cached page if there is one, else downloaded (then cached)."""
+    """One article record: from its cached page if it is whole and parses, else downloaded (then cached).
+
+    A cached page cut short or unreadable (left by an older version, or edited by hand) is
+    not trusted: it is downloaded again and replaced."""
     title_path = path.with_suffix(".title")  # only for pages reached through a redirect
     if path.is_file():
         resolved = title_path.read_text(encoding="utf-8") if title_path.is_file() else title
-        try:
-            return _record(path.read_bytes(), title, resolved, domain, base_url)
-        except FetchError as err:
-            raise FetchError(f"{err} (cached copy {path}; delete it to download again)") from None
+        cached = path.read_bytes()
+        if WHOLE_PAGE.search(cached):
+            try:
+                return _record(cached, title, resolved, domain, base_url)
+            except FetchError:
+                pass  # downloaded again below
     html, resolved = download(title)
     record = _record(html, title, resolved, domain, base_url)
     if resolved != title:  # written first: a cached page always has its title beside it
         utils.write_text(title_path, resolved)
+    elif title_path.is_file():  # left by an older copy that came through a redirect
+        title_path.unlink()
     with utils.atomic_path(path) as tmp:
         tmp.write_bytes(html)
     return record
@@ -216,7 +230,8 @@ def _record(html: bytes, title: str, resolved: str, domain: str, base_url: str) 
 def _download(
     session: requests.Session, url: str, title: str, user_agent: str, timeout: float, max_retries: int, backoff: float
 ) -> tuple[bytes, str]:
-    """GET one page: retry what may pass (429, 5xx, network errors), fail fast on the rest.
+    """GET one page: retry what may pass (429, 5xx, network errors, timeouts, pages cut
+    short), fail fast on the rest.
 
     Returns the page and the URL it was found at, after redirects."""
     origin = urlsplit(url)[:2]  # (scheme, host[:port]) we are allowed to talk to
@@ -225,15 +240,19 @@ def _download(
     while True:
         wait = backoff * 2**attempt
         try:
-            resp = session.get(url, headers=headers, timeout=timeout, allow_redirects=False)
-        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as err:
+            resp, body = _get(session, url, headers, timeout)
+        except (requests.Timeout, urllib3.exceptions.TimeoutError):
+            problem = f"no whole answer within the {timeout:g} s deadline"
+        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError, urllib3.exceptions.HTTPError) as err:
             problem = f"network error ({type(err).__name__})"
         except requests.RequestException as err:
             raise FetchError(f"{title}: request to {url} failed ({type(err).__name__})") from None
         else:
             if resp.status_code == 200:
-                return resp.content, url
-            if resp.is_redirect:  # a 3xx with a Location header
+                if WHOLE_PAGE.search(body):
+                    return body, url
+                problem = f"page cut short after {len(body)} bytes (no closing </html>)"
+            elif resp.is_redirect:  # a 3xx with a Location header
                 target = urljoin(url, resp.headers["Location"])
                 if urlsplit(target)[:2] != origin:
                     raise FetchError(f"{title}: refusing redirect to another host ({target})")
@@ -242,17 +261,45 @@ def _download(
                     raise FetchError(f"{title}: more than {MAX_REDIRECTS} redirects (last to {target})")
                 url = target
                 continue
-            problem = f"HTTP {resp.status_code}"
-            if resp.status_code != 429 and resp.status_code < 500:
+            elif resp.status_code != 429 and resp.status_code < 500:
                 hint = " (no such article)" if resp.status_code == 404 else ""
-                raise FetchError(f"{title}: {problem}{hint} from {url}")
-            retry_after = resp.headers.get("Retry-After", "").strip()
-            if retry_after.isdigit():  # an HTTP-date form is rare; it falls back to backoff
-                wait = float(retry_after)
+                raise FetchError(f"{title}: HTTP {resp.status_code}{hint} from {url}")
+            else:
+                problem = f"HTTP {resp.status_code}"
+                retry_after = resp.headers.get("Retry-After", "").strip()
+                if retry_after.isdigit():  # an HTTP-date form is rare; it falls back to backoff
+                    wait = float(retry_after)
         if attempt >= max_retries:
             raise FetchError(f"{title}: {problem} from {url}, gave up after {attempt + 1} tries")
         time.sleep(min(wait, MAX_WAIT))
         attempt += 1
+
+
+def _get(session: requests.Session, url: str, headers: dict[str, str], timeout: float) -> tuple[requests.Response, bytes]:
+    """One GET that must be over, body included, within timeout seconds.
+
+    requests' own timeout bounds each socket read, so a server sending a few bytes every
+    second could hold a request open for ever. Here every read of the body may only wait
+    for what is left of the deadline. The body of an answer other than 200 is not read."""
+    deadline = time.monotonic() + timeout
+    with session.get(url, headers=headers, timeout=timeout, allow_redirects=False, stream=True) as resp:
+        chunks = []
+        while resp.status_code == 200 and (chunk := _read_before(resp.raw, deadline)):
+            chunks.append(chunk)
+        return resp, b"".join(chunks)
+
+
+def _read_before(raw: urllib3.HTTPResponse, deadline: float) -> bytes:
+    """The next bytes of a body (b"" at its end), from one socket read that ends by the deadline."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise urllib3.exceptions.TimeoutError("deadline passed")
+    # http.client lets go of the socket when the server will close it (HTTP/1.0, "Connection:
+    # close"); then a read may still wait the full timeout, and the deadline is checked after it.
+    sock = getattr(raw.connection, "sock", None)
+    if sock is not None:
+        sock.settimeout(left)
+    return raw.read1(CHUNK, decode_content=True)  # read1: one socket read, so one wait at most
 
 
 def parse_article(html: str | bytes, title: str, domain: str, url: str) -> dict:

@@ -1,5 +1,6 @@
 """Tests for the live Wikipedia source, against a local HTTP server (never the internet)."""
 
+import gzip
 import json
 import re
 import threading
@@ -117,6 +118,9 @@ class Reply:
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    drip: float = 0.0  # > 0: the body goes out 8 bytes at a time, this many seconds apart
+    cut: int | None = None  # send only this many bytes of the body, then close the connection
+    content_length: bool = True  # False: no Content-Length; the body ends when the connection closes
 
 
 class FakeWiki:
@@ -126,6 +130,8 @@ class FakeWiki:
         self.base_url = base_url
         self.routes: dict[str, list[Reply]] = {}
         self.seen: list[tuple[str, str | None]] = []  # (path, User-Agent)
+        self.sent: list[int] = []  # body bytes written per request, until the client hung up
+        self.answered = threading.Event()  # set each time a request's handler is done
 
     def add(self, title: str, *replies: Reply, endpoint: str = "rest.php") -> None:
         """Answer the replies in turn; the last one repeats."""
@@ -145,21 +151,39 @@ def wiki():
     fake: FakeWiki
 
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as Wikipedia answers
+        disable_nagle_algorithm = True  # else each reused connection waits 40 ms for an ACK
+
         def do_GET(self) -> None:
             path = unquote(self.path)
             fake.seen.append((path, self.headers.get("User-Agent")))
             reply = fake.next_reply(path)
+            fake.sent.append(0)
             if reply.delay:
                 time.sleep(reply.delay)
             try:
                 self.send_response(reply.status)
                 for name, value in reply.headers.items():
                     self.send_header(name, value)
-                self.send_header("Content-Length", str(len(reply.body)))
+                if reply.content_length:
+                    self.send_header("Content-Length", str(len(reply.body)))
+                if reply.cut is not None or not reply.content_length:
+                    self.send_header("Connection", "close")  # the body ends where the connection does
                 self.end_headers()
-                self.wfile.write(reply.body)
-            except OSError:  # the client gave up (timeout test)
+                self.write_body(reply)
+            except OSError:  # the client gave up (timeout tests)
                 pass
+            finally:
+                fake.answered.set()
+
+        def write_body(self, reply: Reply) -> None:
+            body = reply.body[: reply.cut]
+            step = 8 if reply.drip else max(len(body), 1)
+            for start in range(0, len(body), step):
+                self.wfile.write(body[start : start + step])
+                fake.sent[-1] += len(body[start : start + step])
+                if reply.drip:  # tests with the sleeps fixture record every time.sleep
+                    time.sleep(reply.drip)
 
         def log_message(self, *args) -> None:
             pass
@@ -306,6 +330,60 @@ def test_timeout_is_retried(wiki, tmp_path, session):
     (record,) = fetch(wiki, tmp_path, session, [("weather", "Hail")], timeout=0.2)
     assert record["lead"] == "Hail is ice."
     assert wiki.hits("Hail") == 2
+
+
+def test_deadline_covers_the_whole_answer(wiki, tmp_path, session):
+    """A server dripping 8 bytes every 0.2 s would take 3 s; the 0.5 s deadline ends it early."""
+    body = page("Sleet is " + "very " * 8 + "wet.")  # 105 bytes: 14 drips
+    wiki.add("Sleet", Reply(body=body, drip=0.2))
+    with pytest.raises(
+        wikipedia.FetchError, match=r"^Sleet: no whole answer within the 0.5 s deadline from .*, gave up after 1 tries$"
+    ):
+        fetch(wiki, tmp_path, session, [("weather", "Sleet")], timeout=0.5, max_retries=0)
+    assert wiki.answered.wait(5)  # the server notices the client hung up at its next write
+    assert 0 < wiki.sent[0] < len(body)
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
+
+
+@pytest.mark.parametrize("content_length", [False, True], ids=["no-length", "short-of-length"])
+def test_page_cut_short_is_retried_and_never_cached(wiki, tmp_path, session, sleeps, content_length):
+    body = page("Dew forms at night.")
+    cut = Reply(body=body, cut=len(body) - 10, content_length=content_length)
+    wiki.add("Dew", cut)
+    problem = "network error" if content_length else rf"page cut short after {len(body) - 10} bytes \(no closing </html>\)"
+    with pytest.raises(wikipedia.FetchError, match=rf"^Dew: {problem}.*, gave up after 2 tries$"):
+        fetch(wiki, tmp_path, session, [("weather", "Dew")], max_retries=1)
+    assert wiki.hits("Dew") == 2
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
+    wiki.add("Dew", cut, Reply(body=body))  # a retry that gets the whole page succeeds
+    (record,) = fetch(wiki, tmp_path, session, [("weather", "Dew")], max_retries=1)
+    assert record["lead"] == "Dew forms at night."
+    assert (tmp_path / "cache" / "dew.html").read_bytes() == body
+
+
+@pytest.mark.parametrize(
+    "cached", [page("Ice is cold.")[:-9], page("Ice is cold.").replace(b"cold", b"c\xffld")], ids=["half", "not-utf8"]
+)
+def test_bad_cached_page_is_downloaded_again(wiki, tmp_path, session, cached):
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "ice.html").write_bytes(cached)
+    (tmp_path / "cache" / "ice.title").write_text("Old ice")  # a stale redirect target goes too
+    wiki.add("Ice", Reply(body=page("Ice is frozen water.")))
+    (record,) = fetch(wiki, tmp_path, session, [("weather", "Ice")])
+    assert (record["lead"], record["resolved_title"]) == ("Ice is frozen water.", "Ice")
+    assert wiki.hits("Ice") == 1
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["ice.html"]
+    assert (tmp_path / "cache" / "ice.html").read_bytes() == page("Ice is frozen water.")
+
+
+def test_gzip_answer_is_decoded(wiki, tmp_path, session):
+    """Wikipedia compresses its pages; the body is read in pieces and must come out whole."""
+    lead = " ".join(f"Saturn has moon {i}." for i in range(4000))  # 80 kB: two reads at least
+    body = page(lead)
+    wiki.add("Saturn", Reply(body=gzip.compress(body), headers={"Content-Encoding": "gzip"}))
+    (record,) = fetch(wiki, tmp_path, session, [("astronomy", "Saturn")])
+    assert record["lead"] == lead
+    assert (tmp_path / "cache" / "saturn.html").read_bytes() == body
 
 
 def test_connection_error_is_retried_then_fails(tmp_path, session, sleeps):
