@@ -686,6 +686,16 @@ def test_ask_with_a_missing_checkpoint_is_a_one_line_error(tmp_path):
     assert result.stdout == ""
 
 
+def test_ask_finds_the_project_model_and_params_from_any_directory(tmp_path, monkeypatch):
+    from src import ask
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["ask.py", "What is a comet?"])
+    args = ask.parse_args()
+    assert Path(args.checkpoint) == REPO / "models" / "model.pt"
+    assert Path(args.params) == REPO / "params.yaml"
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.sampled_from("abcde"), max_size=40), st.lists(st.sampled_from("abcde"), max_size=40))
 def test_fast_lcs_is_the_plain_lcs(a, b):
