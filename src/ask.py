@@ -24,13 +24,13 @@ from src.qa import Reply, SourceTrie, answer, answer_settings, closest_sources, 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("question", nargs="?", help="the question; without it, an interactive prompt opens")
-    parser.add_argument("--checkpoint", default=str(utils.PROJECT_ROOT / "models" / "model.pt"))
+    parser.add_argument("--checkpoint", default=str(utils.ROOT / "models" / "model.pt"))
     parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
     parser.add_argument("--top-k", type=int, help="sample only among the k most likely tokens")
     parser.add_argument("--top-p", type=float, help="sample only among the most likely tokens that add up to p")
     parser.add_argument("--max-new-tokens", type=int, help="default: eval.max_new_tokens")
     parser.add_argument("--min-confidence", type=float, help="decline below this; default: eval.min_confidence")
-    parser.add_argument("--params", default=str(utils.PROJECT_ROOT / "params.yaml"))
+    parser.add_argument("--params", default=str(utils.ROOT / "params.yaml"))
     parser.add_argument("--seed", type=int, help="seed for sampling, to repeat a sampled answer")
     return parser.parse_args()
 

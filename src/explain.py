@@ -46,11 +46,11 @@ class Step:
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("question")
-    checkpoint = str(utils.PROJECT_ROOT / "models" / "model.pt")
+    checkpoint = str(utils.ROOT / "models" / "model.pt")
     parser.add_argument("--model", default=checkpoint, help="the checkpoint train.py wrote (it holds the tokenizer)")
     parser.add_argument("--out-dir", default="explain", help="where the attention PNG goes (default: explain/)")
     parser.add_argument("--top", type=int, default=5, help="candidates shown per token (default: 5)")
-    params = str(utils.PROJECT_ROOT / "params.yaml")
+    params = str(utils.ROOT / "params.yaml")
     parser.add_argument("--params", default=params, help="for eval.max_new_tokens and eval.min_confidence")
     return parser.parse_args()
 

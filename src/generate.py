@@ -158,22 +158,20 @@ def generate_pairs(
         for passage in found:
             all_passages.append({k: passage[k] for k in ("id", "domain", "title", "section", "text")})
             # one question per normalized form: the model reads "What is Dew?" and "What is dew?" alike
-            questions = list(
-                {utils.normalize_question(q): q for q in passage_questions(article, passage, names, frequency)}.values()
-            )
-            if not questions:
+            by_form = {utils.normalize_question(q): q for q in passage_questions(article, passage, names, frequency)}
+            forms = list(by_form)
+            if not forms:
                 summary["no_question"] += 1
                 continue
-            random.Random(f"{seed}:{passage['id']}").shuffle(questions)
-            fresh = [q for q in questions if utils.normalize_question(q) not in seen]
-            summary["duplicate_question"] += len(questions) - len(fresh)
+            random.Random(f"{seed}:{passage['id']}").shuffle(forms)
+            fresh = [form for form in forms if form not in seen]
+            summary["duplicate_question"] += len(forms) - len(fresh)
             reason = standalone(passage) if fresh else "no_question"
             summary[reason] += 1
             if reason != "kept":
                 continue
-            kept = fresh[:per_fact]
-            for n, question in enumerate(kept):
-                seen.add(utils.normalize_question(question))
+            for n, form in enumerate(fresh[:per_fact]):
+                seen.add(form)
                 pairs.append(
                     {
                         "id": f"{passage['id']}/{n}",
@@ -181,7 +179,7 @@ def generate_pairs(
                         "domain": article["domain"],
                         "title": article["title"],
                         "section": passage["section"],
-                        "question": question,
+                        "question": by_form[form],
                         "answer": passage["text"],
                     }
                 )

@@ -258,29 +258,28 @@ class Tokenizer:
                 raise ValueError(f"token id {i} is outside the vocabulary (size {self.vocab_size})")
         return b"".join(parts).decode("utf-8", errors="replace")
 
-    def save(self, path: str | Path) -> None:
-        """Write one JSON file, one merge per line with the text it makes, for humans to read."""
+    def dumps(self) -> str:
+        """The saved file's text: JSON, one merge per line with the text it makes, for humans to read."""
         merge_lines = ",\n".join(
             f"    [{a}, {b}, {json.dumps(self._render(i), ensure_ascii=False)}]"
             for i, (a, b) in enumerate(self.merges, start=256)
         )
-        Path(path).write_text(
-            "\n".join(
-                [
-                    "{",
-                    f'  "format": "{FORMAT}",',
-                    f'  "version": {VERSION},',
-                    f'  "pattern": {json.dumps(self.pattern)},',
-                    f'  "special_tokens": {json.dumps(self.special_tokens, ensure_ascii=False)},',
-                    '  "merges": [',
-                    merge_lines,
-                    "  ]",
-                    "}",
-                ]
-            )
-            + "\n",
-            encoding="utf-8",
-        )
+        lines = [
+            "{",
+            f'  "format": "{FORMAT}",',
+            f'  "version": {VERSION},',
+            f'  "pattern": {json.dumps(self.pattern)},',
+            f'  "special_tokens": {json.dumps(self.special_tokens, ensure_ascii=False)},',
+            '  "merges": [',
+            merge_lines,
+            "  ]",
+            "}",
+        ]
+        return "\n".join(lines) + "\n"
+
+    def save(self, path: str | Path) -> None:
+        """Write dumps() to one file (loads/load read it back)."""
+        Path(path).write_text(self.dumps(), encoding="utf-8")
 
     def _render(self, token_id: int) -> str:
         # Bytes that are only part of a UTF-8 character are shown as escapes like \xe2.

@@ -323,9 +323,15 @@ def read_examples(
 
 
 def save_checkpoint(
-    model: MiniTransformer, config: ModelConfig, args: argparse.Namespace, step: int, val_loss: float, passages: list[dict]
+    model: MiniTransformer,
+    config: ModelConfig,
+    tokenizer_json: str,
+    args: argparse.Namespace,
+    step: int,
+    val_loss: float,
+    passages: list[dict],
 ) -> None:
-    """Weights, config, the tokenizer file's text (so the checkpoint works anywhere on its own),
+    """Weights, config, the tokenizer's saved text (so the checkpoint works anywhere on its own),
     and the names of the sources the model learned (not their text): an answer may only name
     one of these (qa.py, which checks all of it on loading)."""
     sources = [source_header(p["title"], p["section"]) for p in passages]
@@ -334,7 +340,7 @@ def save_checkpoint(
         "version": CHECKPOINT_VERSION,
         "model": model.state_dict(),
         "config": asdict(config),
-        "tokenizer": utils.read_text(args.tokenizer),
+        "tokenizer": tokenizer_json,
         "step": step,
         "val_loss": val_loss,
         "sources": sources,
@@ -382,6 +388,7 @@ def train(args: argparse.Namespace) -> None:
     except ValueError as err:  # the message names the file
         raise utils.UserError(str(err)) from None
     config = replace(config, vocab_size=tokenizer.vocab_size)
+    tokenizer_json = tokenizer.dumps()  # what the checkpoint carries, made once for every save
     pad_id = tokenizer.special_id(END)
     max_len = config.max_seq_len + 1  # inputs and targets are shifted by one
     passages, train_examples, val_batches = read_examples(args, tokenizer, params, max_len, pad_id, device)
@@ -396,7 +403,7 @@ def train(args: argparse.Namespace) -> None:
             val_batches,
             params,
             device,
-            on_best=lambda step, val_loss: save_checkpoint(model, config, args, step, val_loss, passages),
+            on_best=lambda step, val_loss: save_checkpoint(model, config, tokenizer_json, args, step, val_loss, passages),
             live=live,
         )
         del live.summary["tokens_per_s"]  # a timing: shown while training runs, not kept (same params, same bytes)

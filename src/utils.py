@@ -22,8 +22,7 @@ from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-PROJECT_ROOT = Path(__file__).resolve().parent.parent  # where ask.py and explain.py find their default files from any directory
+ROOT = Path(__file__).resolve().parent.parent  # the project: where ask.py and explain.py find their default files
 DOMAINS = ("astronomy", "anatomy", "animals", "geography", "chemistry", "weather")
 
 

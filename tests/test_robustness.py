@@ -227,7 +227,8 @@ def write_checkpoint(world: dict[str, Path], path: Path) -> None:
     config = ModelConfig(vocab_size=tokenizer.vocab_size, max_seq_len=64, emb_dim=32, num_layers=1, num_heads=2)
     passages = utils.read_passages(world["passages"])
     args = argparse.Namespace(tokenizer=world["tokenizer"], checkpoint=path)
-    train.save_checkpoint(MiniTransformer(config), config, args, step=1, val_loss=1.0, passages=passages)
+    model = MiniTransformer(config)
+    train.save_checkpoint(model, config, tokenizer.dumps(), args, step=1, val_loss=1.0, passages=passages)
 
 
 def many_pairs() -> list[dict]:
