@@ -552,7 +552,23 @@ def summary(metrics: dict[str, Any], min_confidence: float, suggested: float) ->
 # ---------------------------------------------------------------- the stage
 
 
+def output_paths(args: argparse.Namespace) -> list[Path]:
+    """Every file the stage writes (write_plots and write_answers name them the same way)."""
+    plots, answers = Path(args.plots), Path(args.answers_dir)
+    return [
+        Path(args.metrics),
+        Path(args.details),
+        *(plots / f"{stem}.{kind}" for stem in ("eval_per_domain", "decline_tradeoff") for kind in ("csv", "png")),
+        answers / "test_answers.jsonl",
+        answers / "natural_answers.jsonl",
+    ]
+
+
 def evaluate(args: argparse.Namespace) -> None:
+    """The stage top to bottom; its outputs are replaced as one set, so the metrics always
+    describe the answers beside them."""
+    outputs = output_paths(args)
+    utils.recover_outputs(*outputs)
     max_new_tokens, min_confidence = answer_settings(args.params)
     inputs = read_inputs(args)
     model, tokenizer, sources = load_model(args.checkpoint)
@@ -562,10 +578,11 @@ def evaluate(args: argparse.Namespace) -> None:
     per_domain = natural_per_domain(inputs.natural, replies.natural, retrieved["natural"], min_confidence)
     rows = tradeoff_rows(inputs, replies)
     suggested = suggested_threshold(rows)
-    utils.write_json(args.metrics, metrics)
-    utils.write_json(args.details, {"natural_per_domain": per_domain, "suggested_min_confidence": suggested})
-    write_plots(Path(args.plots), per_domain, rows, min_confidence)
-    write_answers(Path(args.answers_dir), inputs, replies, min_confidence)
+    with utils.atomic_outputs(*outputs):
+        utils.write_json(args.metrics, metrics)
+        utils.write_json(args.details, {"natural_per_domain": per_domain, "suggested_min_confidence": suggested})
+        write_plots(Path(args.plots), per_domain, rows, min_confidence)
+        write_answers(Path(args.answers_dir), inputs, replies, min_confidence)
     print(summary(metrics, min_confidence, suggested))
 
 

@@ -185,15 +185,17 @@ def main() -> None:
     reply = name(model, tokenizer, trie, [args.question])[0]
     prompt = trie.prompt(tokenizer, args.question, model.config.max_seq_len)
     header = trie.ids[reply.source]
-    text = model.generate(header, max_new_tokens, stop_id=end)
+    context = header if model.config.recitation else prompt + header  # what the text follows (qa.answer)
+    text = model.generate(context, max_new_tokens, stop_id=end)
     naming_logits, naming_attention = look_inside(model, prompt + header)
-    reciting_logits, reciting_attention = look_inside(model, header + text)
-    recited = text_steps(reciting_logits, header, text, end, args.top)
+    reciting_logits, reciting_attention = look_inside(model, context + text)
+    recited = text_steps(reciting_logits, context, text, end, args.top)
 
     print(f"The question, as the tokenizer splits it ({len(prompt)} tokens):\n{token_table(tokenizer, prompt)}\n")
     print("Step 1, name the source: each token among those that continue a real header (probabilities among those)")
     print(steps_table(tokenizer, header_steps(naming_logits, prompt, header, trie, args.top)) + "\n")
-    print("Step 2, recite: the text after the header, from the header alone")
+    seen = "from the header alone" if model.config.recitation else "the question before it (trained with recitation off)"
+    print(f"Step 2, recite: the text after the header, {seen}")
     print(steps_table(tokenizer, recited) + "\n")
     article, section = article_and_section(reply.source)
     verdict = "answers" if reply.confidence >= min_confidence else "declines"
@@ -204,7 +206,7 @@ def main() -> None:
     print(f"Given this source, ask.py --temperature 1 recites exactly this text {path_probability:.1%} of the time.")
 
     path = Path(args.out_dir) / f"attention-{utils.slugify(args.question)[:60] or 'question'}.png"
-    tokens = [tokenizer.decode([token]) for token in prompt + header + header + text]
+    tokens = [tokenizer.decode([token]) for token in prompt + header + context + text]
     write_png(path, draw_attention(side_by_side(naming_attention, reciting_attention), tokens, args.question))
     print(f"Attention heatmaps ({model.config.num_layers} layers x {model.config.num_heads} heads): {path}")
 

@@ -23,6 +23,7 @@ from src.question_templates import (
     Name,
     keyword_questions,
     looks_plural,
+    names_no_subject,
     section_questions,
     sentence_questions,
     words_of,
@@ -164,6 +165,7 @@ def generate_pairs(
                 summary["no_question"] += 1
                 continue
             random.Random(f"{seed}:{passage['id']}").shuffle(forms)
+            forms.sort(key=lambda form: not names_no_subject(by_form[form], names))  # look-ups by a fact first
             fresh = [form for form in forms if form not in seen]
             summary["duplicate_question"] += len(forms) - len(fresh)
             reason = standalone(passage) if fresh else "no_question"
@@ -188,14 +190,17 @@ def generate_pairs(
 
 
 def generate(input_path: Path, output: Path, params: utils.Params) -> None:
+    """Pairs, passages and summary, replaced as one set: new pairs never sit beside an old summary."""
+    outputs = (output, output.with_name("passages.jsonl"), output.with_name("generate_summary.json"))
+    utils.recover_outputs(*outputs)
     max_words = utils.require(params, "max_answer_words", int, at_least=1)
     per_fact = utils.require(params, "questions_per_fact", int, at_least=1)
     seed = utils.require(params, "seed", int)
     pairs, passages, summary = generate_pairs(read_articles(input_path), max_words, per_fact, seed)
-    utils.write_jsonl(output, pairs)
-    utils.write_jsonl(output.with_name("passages.jsonl"), passages)
-    summary_path = output.with_name("generate_summary.json")
-    utils.write_json(summary_path, dict(sorted(summary.items())))
+    with utils.atomic_outputs(*outputs):
+        utils.write_jsonl(outputs[0], pairs)
+        utils.write_jsonl(outputs[1], passages)
+        utils.write_json(outputs[2], dict(sorted(summary.items())))
     print(f"generate: {len(pairs)} pairs about {len(passages)} passages -> {output}; {dict(sorted(summary.items()))}")
 
 

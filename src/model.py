@@ -7,7 +7,9 @@ Attention is causal: position t only sees positions <= t, so the model learns to
 predict the next token. Positions enter as rotary embeddings (RoPE): queries and keys
 are rotated by an angle that grows with the position, so attention depends on how far
 apart two tokens are, not where they sit. A sentence learned at the start of an article
-chunk is then the same pattern when it comes after a question. The output layer shares
+chunk is then the same pattern when it comes after a question. (`positions="learned"`
+instead adds a learned vector per position to the token embedding, as GPT-2 does: the
+model then has to learn each pattern at each place it sits.) The output layer shares
 its weights with the token embedding (weight tying), which saves vocab_size * emb_dim
 parameters.
 
@@ -25,6 +27,7 @@ import torch.nn.functional as F
 
 LayerCache = tuple[torch.Tensor, torch.Tensor]  # one layer's (keys, values), each (B, nh, S, hs)
 KVCache = list[LayerCache]  # one per layer
+Rotation = tuple[torch.Tensor, torch.Tensor]  # cos and sin of each token's rotary angles
 
 
 @dataclass
@@ -38,6 +41,11 @@ class ModelConfig:
     num_layers: int = 4
     num_heads: int = 4
     dropout: float = 0.0
+    positions: str = "rotary"  # or "learned": a table of one learned vector per position (GPT-2)
+    # How the model was taught to answer (train.recitation); not used in this file, only kept in
+    # the checkpoint: True, qa.answer recites the text from the source header alone; False, it
+    # continues after the question and the header.
+    recitation: bool = True
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "max_seq_len", "emb_dim", "num_layers", "num_heads"):
@@ -45,7 +53,11 @@ class ModelConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.emb_dim % self.num_heads or (self.emb_dim // self.num_heads) % 2:
+        if self.positions not in ("rotary", "learned"):
+            raise ValueError(f"positions must be 'rotary' or 'learned', got {self.positions!r}")
+        if self.emb_dim % self.num_heads:
+            raise ValueError(f"emb_dim ({self.emb_dim}) must be divisible by num_heads ({self.num_heads})")
+        if self.positions == "rotary" and (self.emb_dim // self.num_heads) % 2:
             raise ValueError(
                 f"emb_dim ({self.emb_dim}) must be divisible by num_heads ({self.num_heads}) into an even "
                 "number of channels per head (rotary positions turn them in pairs)"
@@ -85,6 +97,20 @@ def blocked_positions(T: int, S: int, segments: torch.Tensor | None, device: tor
     return blocked
 
 
+def positions_within(segments: torch.Tensor) -> torch.Tensor:
+    """Each token's position inside its own example, (B, S), from `segments` (B, S) as
+    blocked_positions takes them. Learned positions need it: a packed example must sit at
+    the positions it would have alone (rotary ones see only distances, so any start will do).
+
+    >>> positions_within(torch.tensor([[0, 0, 0, 1, 1, -1]]))
+    tensor([[0, 1, 2, 0, 1, 0]])
+    """
+    columns = torch.arange(segments.shape[-1], device=segments.device).expand_as(segments)
+    starts = torch.ones_like(segments, dtype=torch.bool)
+    starts[:, 1:] = segments[:, 1:] != segments[:, :-1]
+    return columns - torch.where(starts, columns, 0).cummax(dim=-1).values
+
+
 def attend(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, blocked: torch.Tensor, dropout: float = 0.0, watch: Callable | None = None
 ) -> torch.Tensor:
@@ -116,13 +142,14 @@ class CausalSelfAttention(nn.Module):
         self.watch: Callable | None = None  # set it to see this layer's attention weights (attend)
 
     def forward(
-        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, blocked: torch.Tensor, cache: LayerCache | None = None
+        self, x: torch.Tensor, rotation: Rotation | None, blocked: torch.Tensor, cache: LayerCache | None = None
     ) -> tuple[torch.Tensor, LayerCache]:
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)
         # (B, T, C) -> (B, nh, T, hs): each head works on its own slice of the channels
         q, k, v = (t.view(B, T, self.num_heads, C // self.num_heads).transpose(1, 2) for t in (q, k, v))
-        q, k = rotate(q, cos, sin), rotate(k, cos, sin)
+        if rotation is not None:  # rotary positions (learned ones are already in x)
+            q, k = rotate(q, *rotation), rotate(k, *rotation)
         if cache is not None:
             # Decoding one new token: it may attend to every cached (earlier) position.
             k = torch.cat([cache[0], k], dim=2)
@@ -158,9 +185,9 @@ class Block(nn.Module):
         self.ff = FeedForward(config)
 
     def forward(
-        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, blocked: torch.Tensor, cache: LayerCache | None = None
+        self, x: torch.Tensor, rotation: Rotation | None, blocked: torch.Tensor, cache: LayerCache | None = None
     ) -> tuple[torch.Tensor, LayerCache]:
-        attn_out, new_cache = self.attn(self.norm1(x), cos, sin, blocked, cache)
+        attn_out, new_cache = self.attn(self.norm1(x), rotation, blocked, cache)
         x = x + attn_out
         x = x + self.ff(self.norm2(x))
         return x, new_cache
@@ -173,9 +200,12 @@ class MiniTransformer(nn.Module):
         super().__init__()
         self.config = config
         self.tok_emb = nn.Embedding(config.vocab_size, config.emb_dim)
-        cos, sin = rotary_angles(config.emb_dim // config.num_heads, config.max_seq_len)
-        self.register_buffer("cos", cos, persistent=False)  # fixed, not learned: not in the checkpoint
-        self.register_buffer("sin", sin, persistent=False)
+        if config.positions == "learned":
+            self.pos_emb = nn.Embedding(config.max_seq_len, config.emb_dim)  # one vector per position
+        else:
+            cos, sin = rotary_angles(config.emb_dim // config.num_heads, config.max_seq_len)
+            self.register_buffer("cos", cos, persistent=False)  # fixed, not learned: not in the checkpoint
+            self.register_buffer("sin", sin, persistent=False)
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.num_layers))
         self.norm = nn.LayerNorm(config.emb_dim)
@@ -204,32 +234,47 @@ class MiniTransformer(nn.Module):
         cache: KVCache | None = None,
         positions: torch.Tensor | None = None,
         segments: torch.Tensor | None = None,
+        only: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """ids (B, T) -> logits (B, T, vocab_size).
+        """ids (B, T) -> logits (B, T, vocab_size); with `only`, a (B, T) boolean mask, the
+        logits of those positions alone, (N, vocab_size): training needs no others.
 
         With `cache` (a list that this call fills in), the model also returns the keys and
         values of every layer, so the next call only has to process the newest token.
         `positions` (T,) or (B, T) are the tokens' positions, by default the ones after the
         cached ones. `segments` (B, cached + T) keeps apart the examples that share a row
-        (see blocked_positions).
+        (see blocked_positions); with learned positions, each of them then also counts its
+        positions from 0 by default (positions_within).
         """
         B, T = ids.shape
         past = cache[0][0].shape[2] if cache else 0  # positions already in the KV cache
+        if positions is None and segments is not None and self.config.positions == "learned":
+            positions = positions_within(segments)[:, -T:]
         if positions is None:
             positions = torch.arange(past, past + T, device=ids.device)
         if int(positions.max()) >= self.config.max_seq_len:
             raise ValueError(f"position {int(positions.max())} is past max_seq_len={self.config.max_seq_len}")
+        blocked = blocked_positions(T, past + T, segments, ids.device)
+        x, rotation = self.add_positions(self.tok_emb(ids), positions)
+        x = self.drop(x)  # (B, T, C)
+        for i, block in enumerate(self.blocks):
+            layer_cache = cache[i] if cache is not None and i < len(cache) else None
+            x, new_layer_cache = block(x, rotation, blocked, layer_cache)
+            if cache is not None:
+                cache[i : i + 1] = [new_layer_cache]
+        if only is not None:
+            x = x[only]  # the output layer is a fifth of the model's arithmetic: skip it where no loss is taken
+        return self.lm_head(self.norm(x))
+
+    def add_positions(self, x: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, Rotation | None]:
+        """Where each token sits, positions (T,) or (B, T): learned positions are added to the
+        token embeddings x (B, T, C); rotary ones come back as the rotation attention applies."""
+        if self.config.positions == "learned":
+            return x + self.pos_emb(positions), None
         cos, sin = self.cos[positions], self.sin[positions]  # (T, hs), or (B, T, hs) for per-row positions
         if positions.dim() == 2:
             cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)  # broadcast over the heads
-        blocked = blocked_positions(T, past + T, segments, ids.device)
-        x = self.drop(self.tok_emb(ids))  # (B, T, C)
-        for i, block in enumerate(self.blocks):
-            layer_cache = cache[i] if cache is not None and i < len(cache) else None
-            x, new_layer_cache = block(x, cos, sin, blocked, layer_cache)
-            if cache is not None:
-                cache[i : i + 1] = [new_layer_cache]
-        return self.lm_head(self.norm(x))
+        return x, (cos, sin)
 
     @torch.no_grad()
     def generate(

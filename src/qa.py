@@ -4,13 +4,15 @@ A Q&A example is laid out as
 
     <|question|> What does the tiger eat? <|answer|> Tiger (Diet): Tigers are carnivores ... <|endoftext|>
 
-and the model is trained to produce only the part after <|answer|>. The answer opens with
-its source, the same "Tiger (Diet):" header that starts that passage's text in training
-(train.passage_example). So answering is two steps (`answer`): name the source, choosing
-only among the real ones (SourceTrie), then recite the text the model learned after that
-header, from the header alone, exactly as it learned it (recitation, as in Sun et al.
-2023, "Recitation-Augmented Language Models"). The model's probability of the source it
-named is its confidence: too low, and it declines. Shared by train, eval and ask.
+and the model is trained to produce only the part after <|answer|> (the question too, with
+train.mask_prompt false). The answer opens with its source, the same "Tiger (Diet):" header
+that starts that passage's text in training (train.passage_example). So answering is two
+steps (`answer`): name the source, choosing only among the real ones (SourceTrie), then
+recite the text the model learned after that header, from the header alone, exactly as it
+learned it (recitation, as in Sun et al. 2023, "Recitation-Augmented Language Models"; a
+model trained with train.recitation false continues after the question and the header
+instead). The model's probability of the source it named is its confidence: too low, and it
+declines. Shared by train, eval and ask.
 """
 
 from __future__ import annotations
@@ -97,6 +99,7 @@ def to_batch(examples: list[Example], pad_id: int, device: str) -> tuple[torch.T
 CHECKPOINT_FORMAT, CHECKPOINT_VERSION = "minillm-checkpoint", 2  # version 1 stored the tokenizer's path
 CHECKPOINT_TYPES = {"model": dict, "config": dict, "tokenizer": str, "sources": list}  # what load_model reads
 CONFIG_TYPES = {f.name: get_type_hints(ModelConfig)[f.name] for f in fields(ModelConfig)}
+CONFIG_ADDED = {"positions": "rotary", "recitation": True}  # what checkpoints written before these keys were
 MAX_SEQ_LEN = 65_536  # beyond it a checkpoint is broken or hostile: the rotary tables alone would take gigabytes
 
 
@@ -155,6 +158,7 @@ def checkpoint_config(config: utils.Params) -> ModelConfig:
     unknown = sorted(set(config) - set(CONFIG_TYPES))
     if unknown:
         raise utils.UserError(f"{config.where}: unknown key '{unknown[0]}'")
+    config = utils.Params({**CONFIG_ADDED, **config}, config.where)
     values = {key: utils.require(config, key, kind) for key, kind in CONFIG_TYPES.items()}
     utils.check_range(f"{config.where}: key 'max_seq_len'", values["max_seq_len"], at_most=MAX_SEQ_LEN)
     try:
@@ -234,18 +238,22 @@ def answer(
     """Answer many questions in two steps, as the model was taught:
       1. name the source (`name`);
       2. recite it: the text the model continues after that header, from the header alone,
-         exactly as it learned the passage (greedy unless sampling options are given).
+         exactly as it learned the passage (greedy unless sampling options are given). A
+         model trained with train.recitation false (model.config.recitation) continues after
+         the question and the header instead, as its Q&A pairs taught it.
     Up to batch_size questions are decoded together (BatchDecoder); each answer is the one it
     would get alone (a test checks it)."""
     named = name(model, tokenizer, trie, questions, batch_size)
+    contexts = [trie.ids[reply.source] for reply in named]
+    if not model.config.recitation:
+        contexts = [trie.prompt(tokenizer, q, model.config.max_seq_len) + c for q, c in zip(questions, contexts)]
     greedy = is_greedy(sampling)
-    # Greedy, the text after a header depends on the header alone: recite each one once.
-    sources = list(dict.fromkeys(r.source for r in named)) if greedy else [r.source for r in named]
-    headers = [trie.ids[source] for source in sources]
-    texts = in_batches(headers, batch_size, lambda group: recite(model, tokenizer, group, max_new_tokens, **sampling))
+    # Greedy, the text depends on its context alone: recite each distinct context once.
+    unique = list({tuple(c): c for c in contexts}.values()) if greedy else contexts
+    texts = in_batches(unique, batch_size, lambda group: recite(model, tokenizer, group, max_new_tokens, **sampling))
     if greedy:
-        text_of = dict(zip(sources, texts))
-        texts = [text_of[reply.source] for reply in named]
+        text_of = {tuple(c): text for c, text in zip(unique, texts)}
+        texts = [text_of[tuple(c)] for c in contexts]
     return [Reply(reply.source, text, reply.confidence) for reply, text in zip(named, texts)]
 
 
@@ -341,13 +349,14 @@ def name_sources(model: MiniTransformer, trie: SourceTrie, prompts: list[list[in
     return named
 
 
-def recite(model: MiniTransformer, tokenizer: Tokenizer, headers: list[list[int]], max_new_tokens: int, **sampling) -> list[str]:
-    """The text after each header, until <|endoftext|>, max_new_tokens or max_seq_len."""
+def recite(model: MiniTransformer, tokenizer: Tokenizer, contexts: list[list[int]], max_new_tokens: int, **sampling) -> list[str]:
+    """The text after each context (a header, or question and header), until <|endoftext|>,
+    max_new_tokens or max_seq_len."""
     end = tokenizer.special_id(END)
-    decoder = BatchDecoder(model, headers, pad_id=end)
-    texts: list[list[int]] = [[] for _ in headers]
-    budgets = [min(max_new_tokens, model.config.max_seq_len - len(h)) for h in headers]
-    active = [i for i in range(len(headers)) if budgets[i] > 0]
+    decoder = BatchDecoder(model, contexts, pad_id=end)
+    texts: list[list[int]] = [[] for _ in contexts]
+    budgets = [min(max_new_tokens, model.config.max_seq_len - len(c)) for c in contexts]
+    active = [i for i in range(len(contexts)) if budgets[i] > 0]
     decoder.keep(active)
     greedy = is_greedy(sampling)
     while active:
@@ -356,10 +365,10 @@ def recite(model: MiniTransformer, tokenizer: Tokenizer, headers: list[list[int]
         else:
             next_ids = [sample_next(row_logits, **sampling) for row_logits in decoder.logits]
         still = []
-        for row, (header, token) in enumerate(zip(active, next_ids)):
+        for row, (context, token) in enumerate(zip(active, next_ids)):
             if token != end:
-                texts[header].append(token)
-                if len(texts[header]) < budgets[header]:
+                texts[context].append(token)
+                if len(texts[context]) < budgets[context]:
                     still.append(row)
         decoder.advance(still, [next_ids[row] for row in still])
         active = [active[row] for row in still]

@@ -415,6 +415,9 @@ SUPERLATIVE = re.compile(
     r"\b(?:is|are|was) (?:also )?(?:the|one of the) ((?:second |third |fourth )?(?:second-|third-)?"
     r"(?:\w+est|most \w+|least \w+|only \w+|first \w+)(?: [\w-]+){0,6}?)(?=[,.;]| and | which | that | with | after )"
 )
+PHRASE_END = r"(?: [\w-]+){0,6}?)(?=[,.;]| and | which | that | with | of any | after )"  # a superlative's words
+SUPERLATIVE_ELSEWHERE = re.compile(r"(?:\band|, making it|, being) (?:the|one of the) ((?:\w+est|most \w+)" + PHRASE_END)
+HAS_SUPERLATIVE = re.compile(r"\b(?:has|have) (?:the|one of the) ((?:\w+est|most \w+)" + PHRASE_END)  # 'has the most moons'
 MEASURE_WORDS = [  # (words in the sentence, question about the subject)
     (
         r"\b(?:tall|high|height|altitude)\b.*\b(?:metres|meters|feet|km|kilometres)\b|\b(?:metres|meters|feet)\b.*\b(?:tall|high)\b",
@@ -455,9 +458,9 @@ class Statement(NamedTuple):
     rest: str
 
 
-def statement_of(sentence: str, names: list[Name]) -> Statement | None:
-    """The subject, verb and the rest of the first clause, if the sentence opens with a name
-    of the subject (or with 'It'/'They', which in an article mean the subject); else None."""
+def subject_opening(sentence: str, names: list[Name]) -> tuple[Name, str] | None:
+    """The subject's name a sentence opens with (or 'It'/'They', which in an article mean the
+    subject), and the words after it; None if it opens with something else."""
     lowered = sentence.lower()
     name, after = None, ""
     for candidate in sorted(names, key=lambda n: -len(n.text)):
@@ -472,13 +475,24 @@ def statement_of(sentence: str, names: list[Name]) -> Statement | None:
     if name is None and pronoun in ("it", "they") and names:
         plural = [n for n in names if n.plural] if pronoun == "they" else [n for n in names if not n.plural]
         name, after = (plural or names)[0], sentence.split(" ", 1)[1]
-    if name is None:
+    return (name, after) if name else None
+
+
+def statement_of(sentence: str, names: list[Name]) -> Statement | None:
+    """The subject, verb and the rest of the first clause, if the sentence opens with a name
+    of the subject (subject_opening); else None."""
+    opening = subject_opening(sentence, names)
+    if opening is None:
         return None
-    words = CLAUSE_END.split(after, maxsplit=1)[0].split()
+    name, after = opening
+    clause = CLAUSE_END.split(after, maxsplit=1)[0]
+    words = clause.split()
     while words and words[0] in ADVERBS:
         words = words[1:]
     if len(words) < 2 or not words[0].isalpha() or not words[0].islower() or words[1] in NOUN_SIGNS:
         return None
+    if after[len(clause) : len(clause) + 1] == "," and len(words) <= 3 and words[1] in ("a", "an", "the"):
+        return None  # 'is a slender, spotted wild cat': the comma cut a noun phrase after its adjective
     return Statement(name, words[0], " ".join(words[1:13]))
 
 
@@ -527,10 +541,14 @@ def sentence_questions(sentence: str, names: list[Name], domain: str, kind: str)
     ['How many moons does Jupiter have?', 'Does Jupiter have 95 known moons?', 'Which planet has 95 known moons?']
     """
     questions: list[str] = []
-    superlative = SUPERLATIVE.search(sentence)
+    about_subject = subject_opening(sentence, names) is not None
+    superlative = SUPERLATIVE.search(sentence) or (about_subject and SUPERLATIVE_ELSEWHERE.search(sentence))
     if superlative:
         phrase = superlative.group(1)
         questions += [f"What is the {phrase}?", f"Which {kind} is the {phrase}?"]
+    has_superlative = about_subject and HAS_SUPERLATIVE.search(sentence)
+    if has_superlative:
+        questions += [f"Which {kind} has the {has_superlative.group(1)}?"]
     for words, template in MEASURE_WORDS:
         if re.search(r"\d", sentence) and re.search(words, sentence):
             questions += [name.fill(template) for name in names]
@@ -549,6 +567,14 @@ def sentence_questions(sentence: str, names: list[Name], domain: str, kind: str)
     if statement:
         questions += statement_questions(statement, kind, domain)
     return list(dict.fromkeys(capitalize(q) for q in questions))
+
+
+def names_no_subject(question: str, names: list[Name]) -> bool:
+    """True for a question that names none of the subject's names ('What is the fastest land
+    animal?', 'Which organ makes insulin?'): the only kind that leads from a fact to a subject
+    the question doesn't name, so a passage's sample takes these first."""
+    lowered = question.lower()
+    return not any(re.search(rf"\b{re.escape(name.text.lower())}\b", lowered) for name in names)
 
 
 KEYWORD_TEMPLATES = ["Tell me about {kw} and {s}.", "What about {s} and {kw}?", "{S}: {kw}?"]

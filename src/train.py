@@ -13,21 +13,28 @@ lets the model answer questions about facts whose Q&A pairs it never saw (the te
 Examples are packed several to a row of max_seq_len tokens, kept apart by attention (no
 example sees another, so two paraphrases of one fact never share a context), so almost no
 compute goes into padding and every step is as large as benchmark.py's.
-Keeps the checkpoint with the best validation loss; writes metrics/train.json and
-plots/train_loss.csv. While it trains, DVCLive logs the losses, learning rate and tokens/s
-at every evaluation to plots/train/ (metrics.json, plots/metrics/*.tsv), which `dvc exp show`,
-`dvc plots` and the VS Code extension read.
+Keeps the weights with the best validation loss and, at the end, writes them to models/model.pt
+with metrics/train.json and plots/train_loss.csv, as one set (utils.atomic_outputs). At every
+evaluation it saves a resume state (models/.resume/train.pt: weights, optimizer, random
+generators, progress), so a run killed at any instant, run again, continues from there and
+ends with the same bytes as a run never stopped. While it trains, DVCLive logs the losses,
+learning rate and tokens/s at every evaluation to plots/train/ (metrics.json,
+plots/metrics/*.tsv), which `dvc exp show`, `dvc plots` and the VS Code extension read.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
+import hashlib
+import json
 import math
 import random
+import shutil
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, get_type_hints
 
@@ -39,7 +46,7 @@ from tqdm import tqdm
 
 from src import utils
 from src.model import MiniTransformer, ModelConfig
-from src.qa import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, END, Example, encode_pairs, source_header
+from src.qa import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, END, Example, encode_example, encode_pairs, source_header
 from src.tokenizer import Tokenizer
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]  # (inputs, targets, loss mask, segments), each (B, T)
@@ -66,13 +73,43 @@ def route_example(tokenizer: Tokenizer, pair: dict, max_len: int, answer_tokens:
     return ids[:keep], mask[:keep]
 
 
+def index_examples(tokenizer: Tokenizer, passage: dict[str, Any], max_len: int) -> list[Example]:
+    """Each sentence of a passage as if it were a question, leading to the passage's source:
+    '<|question|> tigers hunt alone at night <|answer|>Tiger (Diet):', loss on the header.
+    Passages teach header -> text; these teach text -> header, so the words of a fact lead to
+    its section even when no training question asks about it (the indexing step of Tay et al.
+    2022, "Transformer Memory as a Differentiable Search Index"). Sentences are read as
+    questions are, normalized, and nothing of the text is given at answer time."""
+    header = source_header(passage["title"], passage["section"])
+    examples = []
+    for sentence in utils.split_sentences(passage["text"]):
+        ids, mask = encode_example(tokenizer, sentence, header, "")
+        keep = min(max_len, mask.index(1) + len(tokenizer.encode(header)))
+        examples.append((ids[:keep], mask[:keep]))
+    return examples
+
+
+def qa_example(tokenizer: Tokenizer, pair: dict, max_len: int, params: dict) -> Example:
+    """A Q&A pair as train.recitation says: cut a few tokens after its header (route_example)
+    when answers recite the text from the header alone; whole when they are to continue after
+    the question, which the model then learns from the Q&A pairs themselves."""
+    if params["recitation"]:
+        return route_example(tokenizer, pair, max_len, params["qa_answer_tokens"])
+    ((ids, mask),) = encode_pairs(tokenizer, [pair], max_len)
+    return ids, mask
+
+
 def build_examples(passages: list[dict], pairs: list[dict], tokenizer: Tokenizer, params: dict, max_len: int) -> list[Example]:
-    """The training stream: article passages and Q&A pairs, repeated as params say."""
+    """The training stream: article passages, their sentences as index examples, and Q&A pairs,
+    repeated as params say. With train.mask_prompt false, every token is learned, questions too."""
     examples: list[Example] = []
     for passage in passages:
         examples += [passage_example(tokenizer, passage, max_len)] * params["article_repeats"]
+        examples += index_examples(tokenizer, passage, max_len) * params["index_repeats"]
     for pair in pairs:
-        examples += [route_example(tokenizer, pair, max_len, params["qa_answer_tokens"])] * params["qa_repeats"]
+        examples += [qa_example(tokenizer, pair, max_len, params)] * params["qa_repeats"]
+    if not params["mask_prompt"]:
+        examples = [(ids, [1] * len(ids)) for ids, _ in examples]
     return examples
 
 
@@ -80,9 +117,10 @@ def validation_examples(
     passages: list[dict], pairs: list[dict], tokenizer: Tokenizer, params: dict, max_len: int
 ) -> list[Example]:
     """Held-out routes (val questions -> their sources) and the passages they lead to, mixed
-    in a fixed order: the validation loss measures both steps of answering."""
+    in a fixed order: the validation loss measures both steps of answering (on answer tokens
+    only, whatever train.mask_prompt says, so that runs with and without it compare)."""
     facts = {p["fact_id"] for p in pairs}
-    examples = [route_example(tokenizer, p, max_len, params["qa_answer_tokens"]) for p in pairs]
+    examples = [qa_example(tokenizer, p, max_len, params) for p in pairs]
     examples += [passage_example(tokenizer, p, max_len) for p in passages if p["id"] in facts]
     random.Random(0).shuffle(examples)
     return examples
@@ -138,10 +176,13 @@ def pack(examples: list[Example], width: int) -> list[list[Example]]:
     return [[longest_first[i] for i in row] for row in pack_rows([len(ids) - 1 for ids, _ in longest_first], width)]
 
 
-def batches_forever(examples: list[Example], batch_size: int, width: int, seed: int, pad_id: int, device: str) -> Iterator[Batch]:
+def batches_forever(
+    examples: list[Example], batch_size: int, width: int, seed: int, pad_id: int, device: str, skip: int = 0
+) -> Iterator[Batch]:
     """Endless full batches: on every pass a fresh seeded shuffle of all examples (which
     decides which of equal length share a row), packed into rows, the rows shuffled again
-    (the last short batch of a pass is dropped)."""
+    (the last short batch of a pass is dropped). The first `skip` batches are passed over
+    unbuilt, so a resumed run goes on in the order where the killed one stopped."""
     rng = random.Random(seed)
     while True:
         shuffled = examples[:]
@@ -149,7 +190,10 @@ def batches_forever(examples: list[Example], batch_size: int, width: int, seed: 
         rows = pack(shuffled, width)
         rng.shuffle(rows)
         for start in range(0, len(rows) - batch_size + 1, batch_size):
-            yield packed_batch(rows[start : start + batch_size], width, pad_id, device)
+            if skip:
+                skip -= 1
+            else:
+                yield packed_batch(rows[start : start + batch_size], width, pad_id, device)
 
 
 # ---------------------------------------------------------------- optimisation
@@ -159,6 +203,15 @@ def masked_loss(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor)
     """Mean cross-entropy over the tokens where mask is 1 (0, not NaN, if there are none)."""
     per_token = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), reduction="none")
     return (per_token * mask.flatten()).sum() / mask.sum().clamp(min=1)
+
+
+def batch_loss(model: MiniTransformer, batch: Batch) -> torch.Tensor:
+    """masked_loss of the model on a batch, computing logits only where the mask is 1 (the
+    same number, a test checks: prompts and padding never reach the output layer)."""
+    inputs, targets, mask, segments = batch
+    learned = mask.bool()
+    logits = model(inputs, segments=segments, only=learned)
+    return F.cross_entropy(logits.float(), targets[learned], reduction="sum") / learned.sum().clamp(min=1)
 
 
 def lr_at(step: int, params: dict) -> float:
@@ -190,9 +243,8 @@ def train_step(
     """One optimisation step on one batch at learning rate `lr`; returns the batch's loss."""
     for group in optimizer.param_groups:
         group["lr"] = lr
-    inputs, targets, mask, segments = batch
     with autocast(device, params["bf16"]):
-        loss = masked_loss(model(inputs, segments=segments), targets, mask)
+        loss = batch_loss(model, batch)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), params["grad_clip"])  # one bad batch cannot wreck the weights
@@ -205,52 +257,71 @@ def evaluate(model: MiniTransformer, batches: list[Batch], device: str, bf16: bo
     """Mean loss over the validation batches with dropout off (eval mode); leaves the model training."""
     model.eval()
     losses = []
-    for inputs, targets, mask, segments in batches:
+    for batch in batches:
         with autocast(device, bf16):
-            losses.append(masked_loss(model(inputs, segments=segments), targets, mask).item())
+            losses.append(batch_loss(model, batch).item())
     model.train()
     return sum(losses) / len(losses)
 
 
+@dataclass
+class Progress:
+    """How far a run has come: with the weights, the optimizer and the random generators,
+    what a resume state holds."""
+
+    step: int = 0  # steps done
+    history: list[dict] = field(default_factory=list)  # a row per evaluation: step, train_loss, val_loss
+    speeds: list[float] = field(default_factory=list)  # tokens/s at each evaluation (DVCLive's curve; a timing)
+    best_val: float = math.inf
+    best_step: int = 0
+    best_weights: dict | None = None  # the model at best_val: what models/model.pt gets
+
+
 def fit(
     model: MiniTransformer,
+    optimizer: torch.optim.Optimizer,
     batches: Iterator[Batch],
     val_batches: list[Batch],
     params: dict,
     device: str,
-    on_best: Callable[[int, float], None],
+    progress: Progress,
     live: Live,
-) -> tuple[list[dict], float]:
-    """The training loop: max_steps steps; every eval_interval steps (and after the last) the
-    validation loss, next to the mean training loss since the previous evaluation, logged
-    to DVCLive as it runs, and on_best(step, val_loss) whenever the validation loss is the
-    lowest so far. Returns that history and the best validation loss."""
-    optimizer = make_optimizer(model, params)
-    history, best_val, window_losses, tokens_seen, real_tokens = [], float("inf"), [], 0, 0
+    save_state: Callable[[], None],
+) -> None:
+    """The training loop, from progress.step to max_steps: every eval_interval steps (and after
+    the last) the validation loss, next to the mean training loss since the previous evaluation,
+    logged to DVCLive as it runs; the weights kept whenever it is the lowest so far; then
+    save_state(), so that a run killed later continues from this evaluation."""
+    for row, speed in zip(progress.history, progress.speeds):  # a resumed run's earlier rows: DVC deleted plots/train
+        log_progress(live, row, lr_at(row["step"] - 1, params), speed)
+    first_step, window_losses, tokens_seen, real_tokens = progress.step, [], 0, 0
     start = time.perf_counter()
-    progress = tqdm(range(params["max_steps"]), desc="train", mininterval=2.0)
-    for step in progress:
+    bar = tqdm(range(first_step, params["max_steps"]), desc="train", mininterval=2.0)
+    for step in bar:
         batch = next(batches)
         loss = train_step(model, optimizer, batch, lr_at(step, params), params, device)
         window_losses.append(loss)
         tokens_seen += batch[0].numel()  # positions computed, as benchmark.py counts them
         real_tokens += int((batch[3] >= 0).sum())  # of which examples, not padding
-        progress.set_postfix(loss=f"{loss:.3f}", tok_s=f"{tokens_seen / (time.perf_counter() - start):.0f}")
+        bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{tokens_seen / (time.perf_counter() - start):.0f}")
         if (step + 1) % params["eval_interval"] == 0 or step + 1 == params["max_steps"]:
             val_loss = evaluate(model, val_batches, device, params["bf16"])
-            history.append({"step": step + 1, "train_loss": sum(window_losses) / len(window_losses), "val_loss": val_loss})
-            log_progress(live, history[-1], lr_at(step, params), tokens_seen / (time.perf_counter() - start))
+            row = {"step": step + 1, "train_loss": sum(window_losses) / len(window_losses), "val_loss": val_loss}
+            progress.history.append(row)
+            progress.speeds.append(tokens_seen / (time.perf_counter() - start))
+            log_progress(live, row, lr_at(step, params), progress.speeds[-1])
             window_losses = []
-            if val_loss < best_val:
-                best_val = val_loss
-                on_best(step + 1, val_loss)
+            if val_loss < progress.best_val:
+                progress.best_val, progress.best_step = val_loss, step + 1
+                progress.best_weights = copy.deepcopy(model.state_dict())
+            progress.step = step + 1
+            save_state()
     elapsed = time.perf_counter() - start
     print(
-        f"train: {params['max_steps']} steps in {elapsed:.0f}s ({tokens_seen / elapsed:.0f} tokens/s, "
-        f"{real_tokens / tokens_seen:.0%} of them example tokens, not padding), "
-        f"best val loss {best_val:.4f}"
+        f"train: {params['max_steps'] - first_step} steps in {elapsed:.0f}s ({tokens_seen / elapsed:.0f} tokens/s, "
+        f"{real_tokens / max(1, tokens_seen):.0%} of them example tokens, not padding), "
+        f"best val loss {progress.best_val:.4f}"
     )
-    return history, best_val
 
 
 def log_progress(live: Live, row: dict, lr: float, tokens_per_s: float) -> None:
@@ -281,10 +352,16 @@ TRAIN_KEYS = {  # key: (type, the least value allowed)
     "qa_repeats": (int, 0),
     "qa_answer_tokens": (int, 0),
     "article_repeats": (int, 0),
+    "index_repeats": (int, 0),
     "bf16": (bool, None),
+    "mask_prompt": (bool, None),
+    "recitation": (bool, None),
 }
-# The model section holds every ModelConfig field but vocab_size, which is the tokenizer's.
-MODEL_KEYS = {f.name: get_type_hints(ModelConfig)[f.name] for f in fields(ModelConfig) if f.name != "vocab_size"}
+# The model section holds every ModelConfig field but vocab_size, which is the tokenizer's, and
+# recitation, which is train's (the config carries it into the checkpoint, for qa.answer).
+MODEL_KEYS = {
+    f.name: get_type_hints(ModelConfig)[f.name] for f in fields(ModelConfig) if f.name not in ("vocab_size", "recitation")
+}
 
 
 def read_params(path: str) -> tuple[dict, ModelConfig]:
@@ -296,7 +373,7 @@ def read_params(path: str) -> tuple[dict, ModelConfig]:
     model_section = utils.load_params("model", path)
     model_params = {key: utils.require(model_section, key, kind) for key, kind in MODEL_KEYS.items()}
     try:
-        return params, ModelConfig(**model_params)
+        return params, ModelConfig(**model_params, recitation=params["recitation"])
     except ValueError as err:  # ModelConfig's own checks
         raise utils.UserError(f"{model_section.where}: {err}") from None
 
@@ -375,11 +452,72 @@ def open_live(directory: Path) -> Live:
         raise utils.UserError(f"{directory}: DVCLive needs a git commit to log to ({err}): git commit, then run again") from None
 
 
+# ---------------------------------------------------------------- resuming
+
+CODE = ("train.py", "model.py", "qa.py", "tokenizer.py", "utils.py")  # this stage's code, as dvc.yaml lists it
+
+
+def resume_path(args: argparse.Namespace) -> Path:
+    """Beside the checkpoint, in a folder that is no output of the stage: DVC deletes a stage's
+    outputs before it runs it."""
+    return Path(args.checkpoint).parent / ".resume" / "train.pt"
+
+
+def run_key(args: argparse.Namespace, params: dict, config: ModelConfig, device: str) -> str:
+    """A fingerprint of everything that decides the run: the train and model params, the bytes
+    of the inputs and of the stage's code, torch's version and the device."""
+    digest = hashlib.sha256(json.dumps([params, asdict(config), torch.__version__, device], sort_keys=True).encode())
+    for path in (args.passages, args.train, args.val, args.tokenizer, *(Path(__file__).with_name(name) for name in CODE)):
+        digest.update(Path(path).read_bytes())
+    return digest.hexdigest()
+
+
+def save_resume_state(path: Path, key: str, model: MiniTransformer, optimizer: torch.optim.Optimizer, progress: Progress) -> None:
+    """All the loop needs to go on as if it had never stopped, written atomically (a kill while
+    it is written leaves the previous state)."""
+    rng = {
+        "python": random.getstate(),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+    state = {"key": key, "model": model.state_dict(), "optimizer": optimizer.state_dict(), "rng": rng, "progress": vars(progress)}
+    with utils.atomic_path(path) as tmp, tmp.open("wb") as f:
+        torch.save(state, f)
+
+
+def resume(path: Path, key: str, model: MiniTransformer, optimizer: torch.optim.Optimizer) -> Progress:
+    """The progress of the resume state a killed run of this key left, with its weights,
+    optimizer and random generators restored; without one, a fresh start. A state of another
+    run (params, inputs or code changed since) is deleted."""
+    if not path.exists():
+        return Progress()
+    try:
+        state = torch.load(path, weights_only=True)
+        same_run = state["key"] == key
+    except Exception:  # a resume state is only a cache: one that can't be read is thrown away
+        same_run = False
+    if not same_run:
+        print(f"train: {path} is not a resume state of this run (params, inputs or code changed): starting afresh")
+        shutil.rmtree(path.parent)
+        return Progress()
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    random.setstate(state["rng"]["python"])
+    torch.set_rng_state(state["rng"]["torch"])
+    if state["rng"]["cuda"]:
+        torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+    print(f"train: resuming at step {state['progress']['step']} from {path}")
+    return Progress(**state["progress"])
+
+
 # ---------------------------------------------------------------- main
 
 
 def train(args: argparse.Namespace) -> None:
-    """The stage top to bottom: params, data, model, the training loop, then the outputs."""
+    """The stage top to bottom: params, data, model, the training loop (resumed where a killed
+    run of the same key stopped), then the outputs, replaced as one set."""
+    outputs = (args.checkpoint, args.metrics, args.plot)
+    utils.recover_outputs(*outputs)
     params, config = read_params(args.params)
     utils.seed_everything(params["seed"])
     device = utils.pick_device()
@@ -394,20 +532,33 @@ def train(args: argparse.Namespace) -> None:
     passages, train_examples, val_batches = read_examples(args, tokenizer, params, max_len, pad_id, device)
 
     model = MiniTransformer(config).to(device)
-    batches = batches_forever(train_examples, params["batch_size"], config.max_seq_len, params["seed"], pad_id, device)
+    optimizer = make_optimizer(model, params)
+    state_path, key = resume_path(args), run_key(args, params, config, device)
+    progress = resume(state_path, key, model, optimizer)
+    batches = batches_forever(
+        train_examples, params["batch_size"], config.max_seq_len, params["seed"], pad_id, device, skip=progress.step
+    )
     print(f"train: {model.num_params() / 1e6:.2f}M parameters, {len(train_examples)} examples, device {device}")
     with open_live(args.live_dir or Path(args.plot).parent / "train") as live:
-        history, best_val = fit(
+        fit(
             model,
+            optimizer,
             batches,
             val_batches,
             params,
             device,
-            on_best=lambda step, val_loss: save_checkpoint(model, config, tokenizer_json, args, step, val_loss, passages),
-            live=live,
+            progress,
+            live,
+            save_state=lambda: save_resume_state(state_path, key, model, optimizer, progress),
         )
         del live.summary["tokens_per_s"]  # a timing: shown while training runs, not kept (same params, same bytes)
-    write_outputs(history, best_val, model, args)
+    if progress.best_weights is None:
+        raise utils.UserError(f"{args.params}: train: the validation loss was never a number (training diverged): lower lr")
+    model.load_state_dict(progress.best_weights)
+    with utils.atomic_outputs(*outputs):
+        save_checkpoint(model, config, tokenizer_json, args, progress.best_step, progress.best_val, passages)
+        write_outputs(progress.history, progress.best_val, model, args)
+    shutil.rmtree(state_path.parent)  # done: the next run starts afresh
 
 
 def main() -> None:

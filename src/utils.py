@@ -234,25 +234,95 @@ def _read_umask() -> int:
 UMASK = _read_umask()
 
 
+def remove_stale_temps(path: Path) -> None:
+    """Remove the temp files of `path` that a killed run left (atomic_path's names)."""
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        stale.unlink()
+
+
+_set_being_written: list[tuple[Path, Path]] | None = None  # (temp, output) pairs held back by atomic_outputs
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temp path next to `path`; rename it onto `path` only if the block succeeds.
 
-    So a crash or a bad record half-way never leaves a half-written output behind.
+    So a crash or a bad record half-way never leaves a half-written output behind. Inside
+    atomic_outputs the rename waits for the rest of the set.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):  # left by a run that was killed
-        stale.unlink()
+    remove_stale_temps(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.fchmod(fd, 0o666 & ~UMASK)  # mkstemp makes it private (0600); outputs follow the umask
     os.close(fd)
     try:
         yield Path(tmp)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    if _set_being_written is None:
         os.replace(tmp, path)
+    else:
+        _set_being_written.append((Path(tmp), path))
+
+
+def journal_of(paths: tuple[str | Path, ...]) -> Path:
+    """Where atomic_outputs lists the renames of a set: a hidden file beside its first output."""
+    first = Path(paths[0])
+    return first.with_name(f".{first.name}.journal")
+
+
+@contextmanager
+def atomic_outputs(*paths: str | Path) -> Iterator[None]:
+    """Replace a stage's output files as one set: every file written in the block (through
+    atomic_path: write_text, write_json, ...) stays under its temp name until the block ends;
+    then a journal lists the renames, the renames happen, and the journal goes.
+
+    So a kill at any instant leaves the old set, the new one, or a journal that the next run
+    (recover_outputs) completes, never new pairs beside an old summary.
+    """
+    global _set_being_written
+    recover_outputs(*paths)
+    _set_being_written = held = []
+    try:
+        yield
+        if {path for _, path in held} != {Path(p) for p in paths}:
+            raise RuntimeError(f"wrote {sorted(str(p) for _, p in held)}, not the set declared: {sorted(map(str, paths))}")
+    except BaseException:
+        for tmp, _ in held:
+            tmp.unlink(missing_ok=True)
+        raise
     finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        _set_being_written = None
+    journal = journal_of(paths)
+    write_text(journal, json.dumps([[os.path.relpath(p, journal.parent) for p in pair] for pair in held]))
+    for tmp, path in held:
+        os.replace(tmp, path)
+    journal.unlink()
+
+
+def recover_outputs(*paths: str | Path) -> None:
+    """Settle what a killed atomic_outputs of this set left: with a journal, every new file
+    was complete, so finish its renames; without one, remove the temp files (the old
+    outputs were never touched). A stage calls this first, so a run that then fails still
+    leaves a whole set. An output that is a folder is an error here, before any work: its
+    rename would fail half-way through the set."""
+    for path in paths:
+        if Path(path).is_dir():
+            raise UserError(f"{path}: is a folder, not an output file")
+    journal = journal_of(paths)
+    if journal.exists():
+        try:
+            renames = json.loads(read_text(journal))
+            for tmp, path in renames:
+                if (journal.parent / tmp).exists():
+                    os.replace(journal.parent / tmp, journal.parent / path)
+        except (ValueError, TypeError, OSError) as err:
+            raise UserError(f"{journal}: cannot finish the interrupted write it lists ({err}): delete it and rerun") from None
+        journal.unlink()
+    for path in (journal, *paths):
+        remove_stale_temps(Path(path))
 
 
 def write_text(path: str | Path, text: str) -> None:

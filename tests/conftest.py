@@ -4,6 +4,7 @@ by tests/test_train.py and tests/test_eval.py (`from conftest import ...` for th
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -273,7 +274,7 @@ MIN_CONFIDENCE = 0.25
 def write_params(path: Path, drop_train_key: str | None = None, **train_overrides) -> Path:
     """params.yaml with the real file's sections, shrunk to a model and run that take seconds."""
     params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
-    params["model"] = {"max_seq_len": 96, "emb_dim": 64, "num_layers": 2, "num_heads": 2, "dropout": 0.0}
+    params["model"] = {"max_seq_len": 96, "emb_dim": 64, "num_layers": 2, "num_heads": 2, "dropout": 0.0, "positions": "rotary"}
     # enough steps for the tiny model to learn to recite its training answers (~10 s on one thread)
     params["train"].update(
         {
@@ -317,6 +318,31 @@ def make_world(root: Path) -> dict[str, Path]:
     }
     tiny_tokenizer().save(paths["tokenizer"])
     return paths
+
+
+# Where the stages' default paths (and dvc.yaml) look for each file of the tiny world.
+PROJECT_PATHS = {
+    "articles": "data/raw/articles.jsonl",
+    "passages": "data/processed/passages.jsonl",
+    "train": "data/splits/train.jsonl",
+    "val": "data/splits/val.jsonl",
+    "test": "data/splits/test.jsonl",
+    "natural": "evalsets/natural",
+    "out_of_scope": "evalsets/out_of_scope.jsonl",
+    "calibration": "calibration/out_of_scope.jsonl",
+    "tokenizer": "models/tokenizer.json",
+    "params": "params.yaml",
+}
+
+
+def lay_out_project(world: dict[str, Path], root: Path) -> Path:
+    """Copy the tiny world under `root` to where the stages' default paths look, so that
+    `python -m src.train` (or `dvc repro`) run there needs no flags."""
+    for name, where in PROJECT_PATHS.items():
+        target = root / where
+        target.parent.mkdir(parents=True, exist_ok=True)
+        (shutil.copytree if world[name].is_dir() else shutil.copy)(world[name], target)
+    return root
 
 
 def run_train(

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from conftest import ENV, REPO, make_world
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -38,6 +39,7 @@ TRAIN += ["--train", "train.jsonl", "--val", "val.jsonl", "--checkpoint", "model
 TRAIN += ["--plot", "old/train_loss.csv"]
 SPLIT = ["src/split.py", "--params", "params.yaml", "--input", "qa.jsonl", "--output-dir", "splits"]
 GENERATE = ["src/generate.py", "--params", "params.yaml", "--input", "articles.jsonl", "--output", "old/qa_pairs.jsonl"]
+FETCH = ["src/fetch.py", "--params", "params.yaml", "--source", "wikipedia", "--output", "old/articles.jsonl"]
 
 Setup = Callable[[Path], None]
 
@@ -128,6 +130,17 @@ def set_pair(index: int, key: str, value: object) -> Callable[[list[dict]], None
     return lambda records: records[index].__setitem__(key, value)
 
 
+def set_param(section: str, key: str, value: object) -> Setup:
+    """Set one value of the folder's params.yaml."""
+
+    def setup(folder: Path) -> None:
+        params = yaml.safe_load((folder / "params.yaml").read_text(encoding="utf-8"))
+        params[section][key] = value
+        (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+
+    return setup
+
+
 NO_CHANGE: Setup = lambda folder: None  # noqa: E731
 
 # (name, command, setup, fragments of the error line, stdin)
@@ -214,6 +227,16 @@ CASES = [
     ),
     ("articles_bad_alias", GENERATE, edit_records("articles.jsonl", set_pair(1, "aliases", [7])), [":2: key 'aliases'"], None),
     ("articles_not_utf8", GENERATE, with_line("articles.jsonl", b"\xc3\x28", at=4), ["articles.jsonl:4: not UTF-8"], None),
+    # params checked before any topic is read or any request made: fetch.py
+    ("fetch_workers_0", FETCH, set_param("fetch", "workers", 0), ["params.yaml: fetch: key 'workers' must be at least 1"], None),
+    ("fetch_workers_4", FETCH, set_param("fetch", "workers", 4), ["params.yaml: fetch: key 'workers' must be at most 3"], None),
+    # the switches of the lessons (experiments/LESSONS.md): train.py's params, and a checkpoint's record of them
+    ("params_positions", TRAIN, set_param("model", "positions", "absolute"), ["params.yaml: model: positions must be"], None),
+    ("params_mask_prompt", TRAIN, set_param("train", "mask_prompt", "no"), ["train: key 'mask_prompt' must be bool"], None),
+    ("params_recitation", TRAIN, set_param("train", "recitation", 1), ["train: key 'recitation' must be bool"], None),
+    ("ckpt_positions", ASK, edit_checkpoint(set_config("positions", "alibi")), ["model.pt: config: positions must be"], None),
+    ("ckpt_positions_swap", ASK, edit_checkpoint(set_config("positions", "learned")), ["'pos_emb.weight' is missing"], None),
+    ("ckpt_recitation", ASK, edit_checkpoint(set_config("recitation", "yes")), ["config: key 'recitation' must be bool"], None),
 ]
 
 

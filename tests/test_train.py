@@ -172,6 +172,27 @@ def test_a_packed_batch_gives_the_loss_of_the_same_examples_padded(tok):
     assert abs(float((unmasked - padded).detach())) > 1e-4  # without segments the examples would see each other
 
 
+def test_batch_loss_computing_logits_only_where_learned_equals_masked_loss(tok):
+    """The optimisation beside the plain version: the same loss and the same gradients."""
+    from src.model import MiniTransformer
+
+    torch.manual_seed(0)
+    model = MiniTransformer(ModelConfig(vocab_size=tok.vocab_size, max_seq_len=64, emb_dim=32, num_layers=2, num_heads=2))
+    examples = [qa.encode_example(tok, q, "Tiger (Diet):", "Tigers hunt.") for q in ("Why?", "What do tigers eat?", "Food?")]
+    batch = train.packed_batch(train.pack(examples, 64), 64, tok.special_id(qa.END), "cpu")
+    inputs, targets, mask, segments = batch
+    assert 0 < mask.sum() < mask.numel()  # prompts and padding are left out
+    plain = train.masked_loss(model(inputs, segments=segments), targets, mask)
+    plain_grads = torch.autograd.grad(plain, list(model.parameters()))
+    fast = train.batch_loss(model, batch)
+    fast_grads = torch.autograd.grad(fast, list(model.parameters()))
+    torch.testing.assert_close(fast, plain)
+    for got, expected in zip(fast_grads, plain_grads):
+        torch.testing.assert_close(got, expected)
+    empty = (inputs, targets, torch.zeros_like(mask), segments)
+    assert float(train.batch_loss(model, empty)) == 0.0  # no learned token: 0, not NaN
+
+
 # ---------------------------------------------------------------- passages
 
 
@@ -221,14 +242,15 @@ def test_an_answers_target_is_its_passage_example_after_the_header(tok):
 
 def test_build_examples_repeats_passages_and_pairs_as_the_params_say(tok):
     found, pairs = passages(), qa_pairs(0)
-    examples = train.build_examples(found, pairs, tok, {"article_repeats": 3, "qa_repeats": 2, "qa_answer_tokens": 16}, 65)
+    rest = {"qa_answer_tokens": 16, "mask_prompt": True, "recitation": True}
+    examples = train.build_examples(found, pairs, tok, {"article_repeats": 3, "qa_repeats": 2, **rest}, 65)
     assert len(examples) == 3 * len(found) + 2 * len(pairs)
     for passage in found:
         assert examples.count(train.passage_example(tok, passage, 65)) == 3
     for pair in pairs:
         assert examples.count(train.route_example(tok, pair, 65, 16)) == 2
     assert all(len(ids) <= 65 for ids, _ in examples)
-    none = train.build_examples(found, pairs, tok, {"article_repeats": 0, "qa_repeats": 1, "qa_answer_tokens": 16}, 65)
+    none = train.build_examples(found, pairs, tok, {"article_repeats": 0, "qa_repeats": 1, **rest}, 65)
     assert none == [train.route_example(tok, pair, 65, 16) for pair in pairs]
 
 
@@ -254,14 +276,15 @@ def write_model_params(path: Path, **model_overrides) -> Path:
     return path
 
 
-def test_the_model_section_has_every_model_config_field_but_the_tokenizers_vocab_size():
-    assert list(train.MODEL_KEYS) == [f.name for f in fields(ModelConfig) if f.name != "vocab_size"]
+def test_the_model_section_has_every_model_config_field_but_the_tokenizers_vocab_size_and_trains_recitation():
+    assert list(train.MODEL_KEYS) == [f.name for f in fields(ModelConfig) if f.name not in ("vocab_size", "recitation")]
     assert list(train.MODEL_KEYS.items()) == [
         ("max_seq_len", int),
         ("emb_dim", int),
         ("num_layers", int),
         ("num_heads", int),
         ("dropout", float),
+        ("positions", str),
     ]
 
 

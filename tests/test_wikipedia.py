@@ -3,20 +3,14 @@
 import gzip
 import json
 import re
-import threading
-import time
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-from urllib.parse import unquote
 
 import pytest
 import requests
+from wiki_server import PAGES, UA, Reply, page, rest_path, serve
 
 from src import utils, wikipedia
 from src.headings import canonical_heading
-
-UA = "MiniLLM-tests/1.0 (https://example.org/minillm; tests@example.org)"
 
 # A Parsoid-like page with every kind of clutter the parser must drop. Each dropped part
 # holds a word starting with "JUNK", so one check proves none of them leaked.
@@ -103,99 +97,11 @@ FLAT_HTML = """<html><body><div class="mw-parser-output">
 </div></body></html>"""
 
 
-def page(lead: str) -> bytes:
-    """A minimal valid article."""
-    return f"<html><body><section><p>{lead}</p></section></body></html>".encode()
-
-
-def rest_path(title: str, endpoint: str = "rest.php") -> str:
-    return wikipedia.ENDPOINTS[endpoint].format(title=title.replace(" ", "_"))
-
-
-@dataclass
-class Reply:
-    status: int = 200
-    body: bytes = b""
-    headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0
-    drip: float = 0.0  # > 0: the body goes out 8 bytes at a time, this many seconds apart
-    cut: int | None = None  # send only this many bytes of the body, then close the connection
-    content_length: bool = True  # False: no Content-Length; the body ends when the connection closes
-
-
-class FakeWiki:
-    """What the local server answers (per decoded path) and what it was asked."""
-
-    def __init__(self, base_url: str):
-        self.base_url = base_url
-        self.routes: dict[str, list[Reply]] = {}
-        self.seen: list[tuple[str, str | None]] = []  # (path, User-Agent)
-        self.sent: list[int] = []  # body bytes written per request, until the client hung up
-        self.answered = threading.Event()  # set each time a request's handler is done
-
-    def add(self, title: str, *replies: Reply, endpoint: str = "rest.php") -> None:
-        """Answer the replies in turn; the last one repeats."""
-        self.routes[rest_path(title, endpoint)] = list(replies)
-
-    def next_reply(self, path: str) -> Reply:
-        replies = self.routes.get(path) or [Reply(404, b"not found")]
-        return replies.pop(0) if len(replies) > 1 else replies[0]
-
-    def hits(self, title: str) -> int:
-        return sum(path == rest_path(title) for path, _ in self.seen)
-
-
 @pytest.fixture
 def wiki():
     """A real HTTP server on 127.0.0.1, on a free port, for the length of one test."""
-    fake: FakeWiki
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keep-alive, as Wikipedia answers
-        disable_nagle_algorithm = True  # else each reused connection waits 40 ms for an ACK
-
-        def do_GET(self) -> None:
-            path = unquote(self.path)
-            fake.seen.append((path, self.headers.get("User-Agent")))
-            reply = fake.next_reply(path)
-            fake.sent.append(0)
-            if reply.delay:
-                time.sleep(reply.delay)
-            try:
-                self.send_response(reply.status)
-                for name, value in reply.headers.items():
-                    self.send_header(name, value)
-                if reply.content_length:
-                    self.send_header("Content-Length", str(len(reply.body)))
-                if reply.cut is not None or not reply.content_length:
-                    self.send_header("Connection", "close")  # the body ends where the connection does
-                self.end_headers()
-                self.write_body(reply)
-            except OSError:  # the client gave up (timeout tests)
-                pass
-            finally:
-                fake.answered.set()
-
-        def write_body(self, reply: Reply) -> None:
-            body = reply.body[: reply.cut]
-            step = 8 if reply.drip else max(len(body), 1)
-            for start in range(0, len(body), step):
-                self.wfile.write(body[start : start + step])
-                fake.sent[-1] += len(body[start : start + step])
-                if reply.drip:  # tests with the sleeps fixture record every time.sleep
-                    time.sleep(reply.drip)
-
-        def log_message(self, *args) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    fake = FakeWiki(f"http://127.0.0.1:{server.server_address[1]}")
-    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
-    thread.start()
-    yield fake
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    with serve() as fake:
+        yield fake
 
 
 class RecordingSession(requests.Session):
@@ -225,9 +131,21 @@ def sleeps(monkeypatch):
     return waits
 
 
-def fetch(wiki, tmp_path, session, topics, **kwargs):
+def fetched(wiki, tmp_path, session, topics, **kwargs) -> wikipedia.Fetched:
     kwargs.setdefault("backoff", 0.0)
     return wikipedia.fetch_articles(topics, wiki.base_url, tmp_path / "cache", UA, session=session, **kwargs)
+
+
+def fetch(wiki, tmp_path, session, topics, **kwargs) -> list[dict]:
+    """The articles, when none was skipped."""
+    result = fetched(wiki, tmp_path, session, topics, **kwargs)
+    assert result.skipped == []
+    return result.articles
+
+
+def skipped(wiki, tmp_path, session, topics, **kwargs) -> list[str]:
+    """Why each topic was skipped, as 'title: reason'."""
+    return [f"{s['title']}: {s['reason']}" for s in fetched(wiki, tmp_path, session, topics, **kwargs).skipped]
 
 
 def test_article_id():
@@ -295,7 +213,7 @@ def test_default_session_works(wiki, tmp_path, monkeypatch):
     for var in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
         monkeypatch.delenv(var, raising=False)
     wiki.add("Wind", Reply(body=page("Wind is moving air.")))
-    (record,) = wikipedia.fetch_articles([("weather", "Wind")], wiki.base_url + "/", tmp_path, UA)
+    (record,) = wikipedia.fetch_articles([("weather", "Wind")], wiki.base_url + "/", tmp_path, UA).articles
     assert record["lead"] == "Wind is moving air."
     assert wiki.seen == [(rest_path("Wind"), UA)]
 
@@ -309,11 +227,11 @@ def test_retries_after_503(wiki, tmp_path, session, sleeps):
 
 
 def test_429_honours_retry_after(wiki, tmp_path, session, sleeps):
-    wiki.add("Rain", Reply(429, headers={"Retry-After": "0"}), Reply(body=page("Rain falls.")))
+    wiki.add("Rain", Reply(429, headers={"Retry-After": "7"}), Reply(body=page("Rain falls.")))
     (record,) = fetch(wiki, tmp_path, session, [("weather", "Rain")], backoff=30.0)
     assert record["lead"] == "Rain falls."
     assert wiki.hits("Rain") == 2
-    assert sleeps == [0.0]
+    assert sleeps == [pytest.approx(7.0, abs=0.5)]  # the server's wait, not the backoff's 30 s
 
 
 def test_persistent_500_gives_up_after_max_retries(wiki, tmp_path, session, sleeps):
@@ -337,7 +255,7 @@ def test_deadline_covers_the_whole_answer(wiki, tmp_path, session):
     body = page("Sleet is " + "very " * 8 + "wet.")  # 105 bytes: 14 drips
     wiki.add("Sleet", Reply(body=body, drip=0.2))
     with pytest.raises(
-        wikipedia.FetchError, match=r"^Sleet: no whole answer within the 0.5 s deadline from .*, gave up after 1 tries$"
+        wikipedia.FetchError, match=r"^Sleet: no whole answer within the 0.5 s deadline from .*, gave up after 1 tries; "
     ):
         fetch(wiki, tmp_path, session, [("weather", "Sleet")], timeout=0.5, max_retries=0)
     assert wiki.answered.wait(5)  # the server notices the client hung up at its next write
@@ -351,7 +269,7 @@ def test_page_cut_short_is_retried_and_never_cached(wiki, tmp_path, session, sle
     cut = Reply(body=body, cut=len(body) - 10, content_length=content_length)
     wiki.add("Dew", cut)
     problem = "network error" if content_length else rf"page cut short after {len(body) - 10} bytes \(no closing </html>\)"
-    with pytest.raises(wikipedia.FetchError, match=rf"^Dew: {problem}.*, gave up after 2 tries$"):
+    with pytest.raises(wikipedia.FetchError, match=rf"^Dew: {problem}.*, gave up after 2 tries; "):
         fetch(wiki, tmp_path, session, [("weather", "Dew")], max_retries=1)
     assert wiki.hits("Dew") == 2
     assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
@@ -396,17 +314,20 @@ def test_connection_error_is_retried_then_fails(tmp_path, session, sleeps):
     assert len(session.urls) == 3
 
 
-def test_404_fails_without_retry(wiki, tmp_path, session, sleeps):
-    with pytest.raises(wikipedia.FetchError, match="Nosuchpage: HTTP 404 \\(no such article\\)"):
-        fetch(wiki, tmp_path, session, [("animals", "Nosuchpage")])
+def test_404_is_skipped_without_retry(wiki, tmp_path, session, sleeps):
+    wiki.add("Wolf", Reply(body=page("Wolves hunt in packs.")))
+    result = fetched(wiki, tmp_path, session, [("animals", "Nosuchpage"), ("animals", "Wolf")])
+    assert [r["title"] for r in result.articles] == ["Wolf"]
+    url = f"{wiki.base_url}{rest_path('Nosuchpage')}"
+    assert result.skipped == [{"domain": "animals", "title": "Nosuchpage", "reason": f"HTTP 404 (no such article) from {url}"}]
     assert wiki.hits("Nosuchpage") == 1
     assert sleeps == []
 
 
 def test_off_host_redirect_is_refused(wiki, tmp_path, session):
     wiki.add("Wolf", Reply(307, headers={"Location": "http://example.invalid/w/rest.php/v1/page/Wolf/html"}))
-    with pytest.raises(wikipedia.FetchError, match="Wolf: refusing redirect to another host \\(http://example.invalid/"):
-        fetch(wiki, tmp_path, session, [("animals", "Wolf")])
+    (reason,) = skipped(wiki, tmp_path, session, [("animals", "Wolf")])
+    assert reason.startswith("Wolf: refusing redirect to another host (http://example.invalid/")
     assert not any("example.invalid" in url for url in session.urls)
 
 
@@ -439,10 +360,20 @@ def test_unknown_endpoint_is_refused(tmp_path, session):
         wikipedia.fetch_articles([("animals", "Wolf")], "http://127.0.0.1:9", tmp_path, UA, session=session, endpoint="rest_v2")
 
 
-def test_redirect_loop_is_an_error(wiki, tmp_path, session):
+def test_redirect_loop_is_skipped(wiki, tmp_path, session):
     wiki.add("Loop", Reply(301, headers={"Location": rest_path("Loop")}))
-    with pytest.raises(wikipedia.FetchError, match="Loop: more than 5 redirects"):
-        fetch(wiki, tmp_path, session, [("animals", "Loop")])
+    (reason,) = skipped(wiki, tmp_path, session, [("animals", "Loop")])
+    assert reason.startswith("Loop: more than 5 redirects")
+    assert wiki.hits("Loop") == 6
+
+
+def test_second_title_for_a_fetched_page_is_skipped(wiki, tmp_path, session):
+    """Two titles that land on one page would put the same text in two articles (and splits)."""
+    wiki.add("Grey wolf", Reply(307, headers={"Location": rest_path("Wolf")}))
+    wiki.add("Wolf", Reply(body=page("Wolves hunt in packs.")))
+    result = fetched(wiki, tmp_path, session, [("animals", "Wolf"), ("animals", "Grey wolf")], workers=2)
+    assert [r["title"] for r in result.articles] == ["Wolf"]
+    assert result.skipped == [{"domain": "animals", "title": "Grey wolf", "reason": "the same page as 'Wolf'"}]
 
 
 def test_non_http_base_url_is_refused(tmp_path, session):
@@ -463,17 +394,21 @@ def test_cached_pages_need_no_request(wiki, tmp_path, session):
 
 
 def test_rerun_after_failure_fetches_only_the_rest(wiki, tmp_path, session):
+    """A page the server keeps failing on stops the run, after every other page is cached."""
     wiki.add("Nile", Reply(body=page("The Nile is long.")))
-    topics = [("geography", "Nile"), ("geography", "Amazon River"), ("geography", "Sahara")]
-    with pytest.raises(wikipedia.FetchError, match="Amazon River: HTTP 404"):
-        fetch(wiki, tmp_path, session, topics)
-    assert (tmp_path / "cache" / "nile.html").is_file()
-    wiki.add("Amazon River", Reply(body=page("The Amazon is wide.")))
+    wiki.add("Amazon River", Reply(503))
     wiki.add("Sahara", Reply(body=page("The Sahara is dry.")))
+    topics = [("geography", "Nile"), ("geography", "Amazon River"), ("geography", "Sahara")]
+    with pytest.raises(
+        wikipedia.FetchError, match="^Amazon River: HTTP 503 .* gave up after 1 tries; the other pages are cached"
+    ):
+        fetch(wiki, tmp_path, session, topics, max_retries=0)
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["nile.html", "sahara.html"]
+    wiki.add("Amazon River", Reply(body=page("The Amazon is wide.")))
     wiki.seen.clear()
     records = fetch(wiki, tmp_path, session, topics)
     assert [r["lead"] for r in records] == ["The Nile is long.", "The Amazon is wide.", "The Sahara is dry."]
-    assert [path for path, _ in wiki.seen] == [rest_path("Amazon River"), rest_path("Sahara")]
+    assert [path for path, _ in wiki.seen] == [rest_path("Amazon River")]
 
 
 def test_duplicate_topics_are_refused(tmp_path, session):
@@ -483,23 +418,6 @@ def test_duplicate_topics_are_refused(tmp_path, session):
         )
 
 
-# Realistic Parsoid pages, two per domain (tests/fixtures/wikipedia/), with the name the
-# lead must start with once pronunciation and bracketed names are gone.
-FIXTURES = Path(__file__).parent / "fixtures" / "wikipedia"
-PAGES = {
-    "saturn": ("astronomy", "Saturn", "Saturn is"),
-    "comet": ("astronomy", "Comet", "A comet is"),
-    "heart": ("anatomy", "Heart", "The heart is"),
-    "femur": ("anatomy", "Femur", "The femur, or thigh bone, is"),
-    "tiger": ("animals", "Tiger", "The tiger is"),
-    "barn_owl": ("animals", "Barn owl", "The barn owl is"),
-    "sahara": ("geography", "Sahara", "The Sahara is"),
-    "lake_baikal": ("geography", "Lake Baikal", "Lake Baikal is"),
-    "methane": ("chemistry", "Methane", "Methane is"),
-    "sodium_chloride": ("chemistry", "Sodium chloride", "Sodium chloride, commonly known as salt, is"),
-    "tornado": ("weather", "Tornado", "A tornado is"),
-    "fog": ("weather", "Fog", "Fog is"),
-}
 # What must never reach the text: IPA letters and slashes, respellings, the audio icon,
 # references, edit links, navboxes, galleries, captions, hatnotes, TeX.
 CLUTTER = re.compile(
@@ -509,8 +427,7 @@ CLUTTER = re.compile(
 
 def served(wiki, tmp_path, session) -> dict[str, dict]:
     """Every fixture page fetched through the local server, by file stem."""
-    for stem, (_, title, _) in PAGES.items():
-        wiki.add(title, Reply(body=(FIXTURES / f"{stem}.html").read_bytes()))
+    wiki.add_fixtures()
     records = fetch(wiki, tmp_path, session, [(domain, title) for domain, title, _ in PAGES.values()])
     return dict(zip(PAGES, records))
 
@@ -567,11 +484,11 @@ def test_tex_to_text(tex, text):
     assert wikipedia.tex_to_text(tex) == text
 
 
-def test_too_deep_page_is_an_error_not_a_short_page(wiki, tmp_path, session):
+def test_too_deep_page_is_skipped_not_shortened(wiki, tmp_path, session):
     deep = "<div>" * 300 + "<p>Deep text.</p>" + "</div>" * 300
     wiki.add("Deep", Reply(body=f"<html><body><p>Deep is a page.</p>{deep}<p>More.</p></body></html>".encode()))
-    with pytest.raises(wikipedia.FetchError, match=r"^Deep: cannot read the whole page \(line 1: Excessive depth"):
-        fetch(wiki, tmp_path, session, [("weather", "Deep")])
+    (reason,) = skipped(wiki, tmp_path, session, [("weather", "Deep")])
+    assert reason.startswith("Deep: cannot read the whole page (line 1: Excessive depth")
     assert not (tmp_path / "cache" / "deep.html").exists()
 
 
