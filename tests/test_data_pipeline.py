@@ -660,6 +660,27 @@ def test_section_questions_use_every_name():
                 "Which part of the body can regrow after an injury?",
             ],
         ),
+        (
+            "The cheetah is a slender, spotted wild cat of Africa and the fastest land animal on Earth.",
+            [("the cheetah", False)],
+            "animals",
+            "cat",  # a superlative later in a sentence about the subject; 'is a slender,' is no statement
+            ["What is the fastest land animal on Earth?", "Which cat is the fastest land animal on Earth?"],
+        ),
+        (
+            "Jupiter has the most moons of any planet.",
+            [("Jupiter", False)],
+            "astronomy",
+            "planet",
+            [
+                "Which planet has the most moons?",
+                "Does Jupiter have the most moons of any planet?",
+                "Which planet has the most moons of any planet?",
+                "Which object in space has the most moons of any planet?",
+            ],
+        ),
+        # Only in a sentence about the subject: here 'the most recent' is about transits.
+        ("These transits come in pairs, and the most recent were in 2004.", [("Venus", False)], "astronomy", "planet", []),
         # A statement must open with the subject; 'compounds' followed by 'are' is a noun, not a verb.
         ("The liver makes bile.", [("the kidney", False)], "anatomy", "organ", []),
         ("Tigers are striped.", [("the tiger", False)], "animals", "cat", []),
@@ -668,6 +689,20 @@ def test_section_questions_use_every_name():
 )
 def test_sentence_questions(sentence, names, domain, kind, expected):
     assert sentence_questions(sentence, names_of(*names), domain, kind) == expected
+
+
+def test_a_passages_sample_takes_the_questions_naming_no_subject_first():
+    """'Which organ makes insulin?' is the only way from a fact to a subject the question
+    doesn't name: with room for two questions, the look-ups are the ones kept."""
+    lead = "The pancreas is an organ behind the stomach. The pancreas also makes insulin and other hormones."
+    record = article("anatomy", "Pancreas", lead)
+    all_pairs, _, _ = generate.generate_pairs([record], max_words=70, per_fact=ALL, seed=7)
+    look_ups = [p["question"] for p in all_pairs if "pancreas" not in p["question"].lower()]
+    assert len(look_ups) >= 2 and len(all_pairs) > len(look_ups)
+    for seed in (1, 2, 3):
+        pairs, _, _ = generate.generate_pairs([record], max_words=70, per_fact=2, seed=seed)
+        assert [p["question"] for p in pairs] == [q for q in look_ups if q in {p["question"] for p in pairs}]
+        assert all("pancreas" not in p["question"].lower() for p in pairs)
 
 
 def test_keyword_questions_ask_about_the_rarest_words():

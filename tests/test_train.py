@@ -190,7 +190,7 @@ def test_batch_loss_computing_logits_only_where_learned_equals_masked_loss(tok):
     for got, expected in zip(fast_grads, plain_grads):
         torch.testing.assert_close(got, expected)
     empty = (inputs, targets, torch.zeros_like(mask), segments)
-    assert float(train.batch_loss(model, empty)) == 0.0  # no learned token: 0, not NaN
+    assert float(train.batch_loss(model, empty).detach()) == 0.0  # no learned token: 0, not NaN
 
 
 # ---------------------------------------------------------------- passages
@@ -243,15 +243,31 @@ def test_an_answers_target_is_its_passage_example_after_the_header(tok):
 def test_build_examples_repeats_passages_and_pairs_as_the_params_say(tok):
     found, pairs = passages(), qa_pairs(0)
     rest = {"qa_answer_tokens": 16, "mask_prompt": True, "recitation": True}
-    examples = train.build_examples(found, pairs, tok, {"article_repeats": 3, "qa_repeats": 2, **rest}, 65)
-    assert len(examples) == 3 * len(found) + 2 * len(pairs)
+    repeats = {"article_repeats": 3, "qa_repeats": 2, "index_repeats": 2}
+    examples = train.build_examples(found, pairs, tok, {**repeats, **rest}, 65)
+    index = [e for passage in found for e in train.index_examples(tok, passage, 65)]
+    assert len(examples) == 3 * len(found) + 2 * len(pairs) + 2 * len(index)
     for passage in found:
         assert examples.count(train.passage_example(tok, passage, 65)) == 3
     for pair in pairs:
         assert examples.count(train.route_example(tok, pair, 65, 16)) == 2
+    assert all(examples.count(example) >= 2 for example in index)
     assert all(len(ids) <= 65 for ids, _ in examples)
-    none = train.build_examples(found, pairs, tok, {"article_repeats": 0, "qa_repeats": 1, **rest}, 65)
+    none = train.build_examples(found, pairs, tok, {"article_repeats": 0, "qa_repeats": 1, "index_repeats": 0, **rest}, 65)
     assert none == [train.route_example(tok, pair, 65, 16) for pair in pairs]
+
+
+def test_index_examples_lead_each_sentence_of_a_passage_to_its_header(tok):
+    """'<|question|> <a sentence, read as a question> <|answer|>Title (Section):', loss on the header only."""
+    passage = passages()[0]
+    header = tok.encode(qa.source_header(passage["title"], passage["section"]))
+    sentences = utils.split_sentences(passage["text"])
+    examples = train.index_examples(tok, passage, 200)
+    assert len(examples) == len(sentences) >= 2
+    for sentence, (ids, mask) in zip(sentences, examples):
+        prompt = qa.encode_prompt(tok, sentence)
+        assert ids == prompt + header  # nothing of the text after the header
+        assert mask == [0] * len(prompt) + [1] * len(header)
 
 
 def test_route_example_stops_a_few_tokens_after_the_header(tok):
