@@ -56,6 +56,7 @@ def test_model_config_defaults_are_params_yaml_and_the_tokenizers_vocab_size():
     params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
     defaults = asdict(ModelConfig())
     assert defaults.pop("vocab_size") == params["tokenizer"]["vocab_size"] == 4096
+    assert defaults.pop("recitation") == params["train"]["recitation"]  # how it was trained, kept for answering
     assert defaults == params["model"]
 
 
