@@ -125,8 +125,8 @@ def fetch(output: Path, report: Path, params: utils.Params) -> None:
     else:
         raise UserError(f"{params.where}.source: unknown source '{source}' (expected snapshot or wikipedia)")
     if not articles:
-        first = f"; the first: {skipped[0]['title']}: {skipped[0]['reason']}" if skipped else ""
-        raise UserError(f"{topics_file}: no article to write ({len(skipped)} topics skipped{first})")
+        why = f"all {len(skipped)} topics skipped, the first: {skipped[0]['title']}: {skipped[0]['reason']}"
+        raise UserError(f"{topics_file}: no article to write ({why if skipped else 'no topics'})")
     with utils.atomic_outputs(output, report):
         utils.write_jsonl(output, articles)
         utils.write_json(report, {"source": source, "articles": len(articles), "skipped": skipped})

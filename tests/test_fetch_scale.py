@@ -226,3 +226,13 @@ def test_command_resumes_from_its_cache_and_shows_progress_on_a_terminal(wiki, r
     assert output.read_bytes() == first
     assert len(wiki.seen) - asked == 1  # only the missing page is asked for again
     assert "fetch: 100%" in shown and "14/14" in shown
+
+
+def test_command_that_fetches_nothing_is_a_one_line_error_and_writes_nothing(wiki, tmp_path):
+    topics = write_topics(tmp_path, {"weather": ["Nosuchweather"]})
+    (tmp_path / "out").mkdir()
+    result = run_fetch(fetch_params(tmp_path, wiki.base_url, topics, 1), tmp_path / "out" / "articles.jsonl")
+    reason = f"HTTP 404 (no such article) from {wiki.base_url}{rest_path('Nosuchweather')}"
+    assert result.returncode == 1
+    assert result.stderr == f"error: {topics}: no article to write (all 1 topics skipped, the first: Nosuchweather: {reason})\n"
+    assert list((tmp_path / "out").iterdir()) == []
