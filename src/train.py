@@ -20,6 +20,8 @@ generators, progress), so a run killed at any instant, run again, continues from
 ends with the same bytes as a run never stopped. While it trains, DVCLive logs the losses,
 learning rate and tokens/s at every evaluation to plots/train/ (metrics.json,
 plots/metrics/*.tsv), which `dvc exp show`, `dvc plots` and the VS Code extension read.
+With train.processes above 1, or under `torchrun --nproc_per_node=N -m src.train`, N processes
+share every batch and the first alone writes all of this (distributed.py).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from __future__ import annotations
 import argparse
 import copy
 import csv
+import functools
 import hashlib
 import json
 import math
@@ -44,7 +47,7 @@ from dvclive import Live
 from scmrepo.exceptions import SCMError  # DVC's git layer, which DVCLive uses
 from tqdm import tqdm
 
-from src import utils
+from src import distributed, utils
 from src.model import MiniTransformer, ModelConfig
 from src.qa import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, END, Example, encode_example, encode_pairs, source_header
 from src.tokenizer import Tokenizer
@@ -238,18 +241,23 @@ def autocast(device: str, enabled: bool) -> torch.autocast:
 
 
 def train_step(
-    model: MiniTransformer, optimizer: torch.optim.Optimizer, batch: Batch, lr: float, params: dict, device: str
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: Batch, lr: float, params: dict, device: str
 ) -> float:
-    """One optimisation step on one batch at learning rate `lr`; returns the batch's loss."""
+    """One optimisation step on one batch at learning rate `lr`; returns the batch's loss.
+    Under torchrun this process learns from its share of the batch, weighted by its part of the
+    batch's learned tokens: the shares' losses and gradients then add up to the whole batch's
+    mean over its learned tokens, exactly what one process computes, however unevenly the
+    tokens fall (alone, the weight is 1)."""
     for group in optimizer.param_groups:
         group["lr"] = lr
+    mine = distributed.share(batch)
     with autocast(device, params["bf16"]):
-        loss = batch_loss(model, batch)
+        loss = batch_loss(model, mine) * (mine[2].sum() / batch[2].sum().clamp(min=1))
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    (loss * distributed.world_size()).backward()  # DDP averages the processes' gradients: N times that is their sum
     torch.nn.utils.clip_grad_norm_(model.parameters(), params["grad_clip"])  # one bad batch cannot wreck the weights
     optimizer.step()
-    return loss.item()
+    return distributed.total(loss.detach()).item()
 
 
 @torch.no_grad()
@@ -285,21 +293,23 @@ def fit(
     params: dict,
     device: str,
     progress: Progress,
-    live: Live,
+    live: Live | None,
     save_state: Callable[[], None],
 ) -> None:
     """The training loop, from progress.step to max_steps: every eval_interval steps (and after
     the last) the validation loss, next to the mean training loss since the previous evaluation,
     logged to DVCLive as it runs; the weights kept whenever it is the lowest so far; then
-    save_state(), so that a run killed later continues from this evaluation."""
+    save_state(), so that a run killed later continues from this evaluation. Under torchrun each
+    process runs it on its share of every batch (train_step); only the first logs (live None in the others)."""
+    trainee = distributed.wrap(model)
     for row, speed in zip(progress.history, progress.speeds):  # a resumed run's earlier rows: DVC deleted plots/train
         log_progress(live, row, lr_at(row["step"] - 1, params), speed)
     first_step, window_losses, tokens_seen, real_tokens = progress.step, [], 0, 0
     start = time.perf_counter()
-    bar = tqdm(range(first_step, params["max_steps"]), desc="train", mininterval=2.0)
+    bar = tqdm(range(first_step, params["max_steps"]), desc="train", mininterval=2.0, disable=not distributed.is_main())
     for step in bar:
-        batch = next(batches)
-        loss = train_step(model, optimizer, batch, lr_at(step, params), params, device)
+        batch = next(batches)  # the global batch: every process builds it, each learns from its share
+        loss = train_step(trainee, optimizer, batch, lr_at(step, params), params, device)
         window_losses.append(loss)
         tokens_seen += batch[0].numel()  # positions computed, as benchmark.py counts them
         real_tokens += int((batch[3] >= 0).sum())  # of which examples, not padding
@@ -324,10 +334,12 @@ def fit(
     )
 
 
-def log_progress(live: Live, row: dict, lr: float, tokens_per_s: float) -> None:
+def log_progress(live: Live | None, row: dict, lr: float, tokens_per_s: float) -> None:
     """One evaluation's numbers to DVCLive: a row of each step-wise curve (its plots/metrics/*.tsv)
     and its summary metrics.json, rewritten now, so `dvc exp show` and the VS Code extension
-    follow a running experiment."""
+    follow a running experiment. None: a process that writes nothing (not the first under torchrun)."""
+    if live is None:
+        return
     live.step = row["step"]
     for name in ("train_loss", "val_loss"):
         live.log_metric(name, round(row[name], 5))
@@ -356,6 +368,7 @@ TRAIN_KEYS = {  # key: (type, the least value allowed)
     "bf16": (bool, None),
     "mask_prompt": (bool, None),
     "recitation": (bool, None),
+    "processes": (int, 1),
 }
 # The model section holds every ModelConfig field but vocab_size, which is the tokenizer's, and
 # recitation, which is train's (the config carries it into the checkpoint, for qa.answer).
@@ -370,6 +383,12 @@ def read_params(path: str) -> tuple[dict, ModelConfig]:
     ModelConfig's default vocab_size until the tokenizer is loaded."""
     train_section = utils.load_params("train", path)
     params = {key: utils.require(train_section, key, kind, at_least) for key, (kind, at_least) in TRAIN_KEYS.items()}
+    processes = distributed.world_size() if distributed.launched() else params["processes"]
+    if params["batch_size"] % processes:
+        raise utils.UserError(
+            f"{train_section.where}: key 'batch_size' ({params['batch_size']}) must divide by the number of "
+            f"processes ({processes}): each takes an equal share of every batch"
+        )
     model_section = utils.load_params("model", path)
     model_params = {key: utils.require(model_section, key, kind) for key, kind in MODEL_KEYS.items()}
     try:
@@ -454,7 +473,7 @@ def open_live(directory: Path) -> Live:
 
 # ---------------------------------------------------------------- resuming
 
-CODE = ("train.py", "model.py", "qa.py", "tokenizer.py", "utils.py")  # this stage's code, as dvc.yaml lists it
+CODE = ("train.py", "distributed.py", "model.py", "qa.py", "tokenizer.py", "utils.py")  # this stage's code, as dvc.yaml lists it
 
 
 def resume_path(args: argparse.Namespace) -> Path:
@@ -465,8 +484,9 @@ def resume_path(args: argparse.Namespace) -> Path:
 
 def run_key(args: argparse.Namespace, params: dict, config: ModelConfig, device: str) -> str:
     """A fingerprint of everything that decides the run: the train and model params, the bytes
-    of the inputs and of the stage's code, torch's version and the device."""
-    digest = hashlib.sha256(json.dumps([params, asdict(config), torch.__version__, device], sort_keys=True).encode())
+    of the inputs and of the stage's code, torch's version, the device and the number of processes."""
+    decisive = [params, asdict(config), torch.__version__, device, distributed.world_size()]
+    digest = hashlib.sha256(json.dumps(decisive, sort_keys=True).encode())
     for path in (args.passages, args.train, args.val, args.tokenizer, *(Path(__file__).with_name(name) for name in CODE)):
         digest.update(Path(path).read_bytes())
     return digest.hexdigest()
@@ -488,7 +508,7 @@ def save_resume_state(path: Path, key: str, model: MiniTransformer, optimizer: t
 def resume(path: Path, key: str, model: MiniTransformer, optimizer: torch.optim.Optimizer) -> Progress:
     """The progress of the resume state a killed run of this key left, with its weights,
     optimizer and random generators restored; without one, a fresh start. A state of another
-    run (params, inputs or code changed since) is deleted."""
+    run (params, inputs or code changed since) is deleted, once every process has read it."""
     if not path.exists():
         return Progress()
     try:
@@ -496,9 +516,11 @@ def resume(path: Path, key: str, model: MiniTransformer, optimizer: torch.optim.
         same_run = state["key"] == key
     except Exception:  # a resume state is only a cache: one that can't be read is thrown away
         same_run = False
+    distributed.barrier()
     if not same_run:
         print(f"train: {path} is not a resume state of this run (params, inputs or code changed): starting afresh")
-        shutil.rmtree(path.parent)
+        if distributed.is_main():
+            shutil.rmtree(path.parent)
         return Progress()
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
@@ -515,10 +537,14 @@ def resume(path: Path, key: str, model: MiniTransformer, optimizer: torch.optim.
 
 def train(args: argparse.Namespace) -> None:
     """The stage top to bottom: params, data, model, the training loop (resumed where a killed
-    run of the same key stopped), then the outputs, replaced as one set."""
+    run of the same key stopped), then the outputs, replaced as one set. With train.processes
+    above 1 it runs again under torchrun; there every process trains, and the first writes."""
     outputs = (args.checkpoint, args.metrics, args.plot)
-    utils.recover_outputs(*outputs)
+    if distributed.is_main():
+        utils.recover_outputs(*outputs)
     params, config = read_params(args.params)
+    if params["processes"] > 1 and not distributed.launched():
+        distributed.relaunch("src.train", params["processes"])
     utils.seed_everything(params["seed"])
     device = utils.pick_device()
     try:
@@ -539,18 +565,12 @@ def train(args: argparse.Namespace) -> None:
         train_examples, params["batch_size"], config.max_seq_len, params["seed"], pad_id, device, skip=progress.step
     )
     print(f"train: {model.num_params() / 1e6:.2f}M parameters, {len(train_examples)} examples, device {device}")
+    train_loop = functools.partial(fit, model, optimizer, batches, val_batches, params, device, progress)
+    if not distributed.is_main():
+        train_loop(live=None, save_state=lambda: None)
+        return
     with open_live(args.live_dir or Path(args.plot).parent / "train") as live:
-        fit(
-            model,
-            optimizer,
-            batches,
-            val_batches,
-            params,
-            device,
-            progress,
-            live,
-            save_state=lambda: save_resume_state(state_path, key, model, optimizer, progress),
-        )
+        train_loop(live, save_state=lambda: save_resume_state(state_path, key, model, optimizer, progress))
         del live.summary["tokens_per_s"]  # a timing: shown while training runs, not kept (same params, same bytes)
     if progress.best_weights is None:
         raise utils.UserError(f"{args.params}: train: the validation loss was never a number (training diverged): lower lr")
@@ -572,7 +592,9 @@ def main() -> None:
     parser.add_argument("--plot", default="plots/train_loss.csv")
     parser.add_argument("--live-dir", help="DVCLive's folder of step-wise logs (default: 'train' beside --plot)")
     parser.add_argument("--params", default="params.yaml")
-    train(parser.parse_args())
+    args = parser.parse_args()
+    with distributed.process_group():
+        train(args)
 
 
 if __name__ == "__main__":
