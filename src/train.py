@@ -49,7 +49,7 @@ from tqdm import tqdm
 
 from src import distributed, utils
 from src.model import MiniTransformer, ModelConfig
-from src.qa import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, END, Example, encode_example, encode_pairs, source_header
+from src.qa import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, END, Example, encode_pairs, encode_prompt, source_header
 from src.tokenizer import Tokenizer
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]  # (inputs, targets, loss mask, segments), each (B, T)
@@ -83,12 +83,12 @@ def index_examples(tokenizer: Tokenizer, passage: dict[str, Any], max_len: int) 
     its section even when no training question asks about it (the indexing step of Tay et al.
     2022, "Transformer Memory as a Differentiable Search Index"). Sentences are read as
     questions are, normalized, and nothing of the text is given at answer time."""
-    header = source_header(passage["title"], passage["section"])
+    header = tokenizer.encode(source_header(passage["title"], passage["section"]))
     examples = []
     for sentence in utils.split_sentences(passage["text"]):
-        ids, mask = encode_example(tokenizer, sentence, header, "")
-        keep = min(max_len, mask.index(1) + len(tokenizer.encode(header)))
-        examples.append((ids[:keep], mask[:keep]))
+        prompt = encode_prompt(tokenizer, sentence)
+        ids = (prompt + header)[:max_len]
+        examples.append((ids, ([0] * len(prompt) + [1] * len(header))[:max_len]))
     return examples
 
 
