@@ -79,10 +79,10 @@ def generation_tokens_per_second(model: MiniTransformer, bf16: bool, use_cache: 
     return new_tokens / seconds
 
 
-def attention_milliseconds(attention, config: ModelConfig, batch_size: int) -> float:
-    """Forward and backward of one layer's causal attention in bfloat16, at full context."""
+def attention_milliseconds(attention, config: ModelConfig, batch_size: int, dtype: torch.dtype) -> float:
+    """Forward and backward of one layer's causal attention, at full context."""
     shape = (batch_size, config.num_heads, config.max_seq_len, config.emb_dim // config.num_heads)
-    q, k, v = (torch.randn(shape, dtype=torch.bfloat16, requires_grad=True) for _ in range(3))
+    q, k, v = (torch.randn(shape, dtype=dtype, requires_grad=True) for _ in range(3))
     return 1000 * median_seconds(lambda: attention(q, k, v).sum().backward(), repeats=5)
 
 
@@ -102,6 +102,9 @@ def efficiency_rows(model: MiniTransformer, batch: int) -> None:
     print(f"{'':26}{'tokens/s':>10}{'GFLOP/s':>10}{'of peak':>9}")
     for bf16 in (False, True):
         name = "bf16" if bf16 else "fp32"
+        if bf16 and not utils.bf16_is_fast("cpu"):
+            print("bf16: skipped, this CPU has no native bf16 (emulated, it runs ~80x slower than fp32); train uses fp32")
+            continue
         peak = matmul_peak_gflops(bf16)
         print(f"{'matmul peak, ' + name:26}{'':>10}{peak:10.1f}{'100%':>9}")
         for what, rate, flops in (
@@ -126,9 +129,14 @@ def main() -> None:
     efficiency_rows(model, batch)
     print(f"generation without the KV cache, fp32: {generation_tokens_per_second(model, False, use_cache=False):.0f} tokens/s")
     T = model.config.max_seq_len
-    ours = attention_milliseconds(lambda q, k, v: attend(q, k, v, blocked_positions(T, T, None, q.device)), model.config, batch)
-    fused = attention_milliseconds(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True), model.config, batch)
-    print(f"attention, bf16 forward+backward: {ours:.1f} ms model.attend, {fused:.1f} ms F.scaled_dot_product_attention")
+    dtype = torch.bfloat16 if utils.bf16_is_fast("cpu") else torch.float32
+    ours = attention_milliseconds(
+        lambda q, k, v: attend(q, k, v, blocked_positions(T, T, None, q.device)), model.config, batch, dtype
+    )
+    fused = attention_milliseconds(
+        lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True), model.config, batch, dtype
+    )
+    print(f"attention, {dtype} forward+backward: {ours:.1f} ms model.attend, {fused:.1f} ms F.scaled_dot_product_attention")
     seconds = seconds_to_first_answer()
     print(f"time to first answer, python src/ask.py {QUESTION!r}: " + (f"{seconds:.1f} s" if seconds else "no models/model.pt"))
 

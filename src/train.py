@@ -235,9 +235,9 @@ def make_optimizer(model: MiniTransformer, params: dict) -> torch.optim.AdamW:
 
 
 def autocast(device: str, enabled: bool) -> torch.autocast:
-    """bfloat16 mixed precision where it helps (CUDA, recent CPUs); a no-op elsewhere."""
+    """bfloat16 mixed precision where it helps (utils.bf16_is_fast); a no-op elsewhere."""
     device_type = "cuda" if device == "cuda" else "cpu"
-    return torch.autocast(device_type, dtype=torch.bfloat16, enabled=enabled and device in ("cuda", "cpu"))
+    return torch.autocast(device_type, dtype=torch.bfloat16, enabled=enabled and utils.bf16_is_fast(device))
 
 
 def train_step(
@@ -564,7 +564,8 @@ def train(args: argparse.Namespace) -> None:
     batches = batches_forever(
         train_examples, params["batch_size"], config.max_seq_len, params["seed"], pad_id, device, skip=progress.step
     )
-    print(f"train: {model.num_params() / 1e6:.2f}M parameters, {len(train_examples)} examples, device {device}")
+    precision = "bf16 autocast" if params["bf16"] and utils.bf16_is_fast(device) else "float32"
+    print(f"train: {model.num_params() / 1e6:.2f}M parameters, {len(train_examples)} examples, device {device}, {precision}")
     train_loop = functools.partial(fit, model, optimizer, batches, val_batches, params, device, progress)
     if not distributed.is_main():
         train_loop(live=None, save_state=lambda: None)

@@ -362,6 +362,17 @@ def pick_device() -> str:
     return "cpu"
 
 
+def bf16_is_fast(device: str) -> bool:
+    """Whether bfloat16 autocast pays on this device: CUDA with bf16, or a CPU with native bf16
+    instructions (AVX-512 or ARM's). Elsewhere PyTorch emulates bf16 matrix multiplies, which
+    on an AVX2-only CPU run about 80x slower than float32 (benchmark.py shows it)."""
+    import torch
+
+    if device == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
 def article_id(domain: str, title: str) -> str:
     """Stable record id such as "astronomy/halley-s-comet"."""
     return f"{domain}/{slugify(title)}"
