@@ -18,7 +18,7 @@ import itertools
 import torch
 
 from src import utils
-from src.qa import Reply, SourceTrie, answer, answer_settings, closest_sources, load_model
+from src.qa import Reply, SourceTrie, answer, answer_settings, closest_sources, load_model, source_title
 
 
 def parse_args() -> argparse.Namespace:
@@ -59,7 +59,7 @@ def check_utf8(text: str, where: str) -> None:
 
 def main() -> None:
     args = parse_args()
-    max_new_tokens, min_confidence = answer_settings(args.params)
+    max_new_tokens, min_confidence, recital_weight = answer_settings(args.params)
     max_new_tokens = args.max_new_tokens if args.max_new_tokens is not None else max_new_tokens
     min_confidence = args.min_confidence if args.min_confidence is not None else min_confidence
     check_flags(args, max_new_tokens, min_confidence)
@@ -70,10 +70,10 @@ def main() -> None:
     sampling = {"temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p, "generator": generator}
 
     def respond(question: str) -> str:
-        reply: Reply = answer(model, tokenizer, trie, [question], max_new_tokens, **sampling)[0]
+        reply: Reply = answer(model, tokenizer, trie, [question], max_new_tokens, recital_weight, **sampling)[0]
         closest = []
         if reply.confidence < min_confidence:
-            titles = [source.rsplit(" (", 1)[0] for source in closest_sources(model, tokenizer, trie, question)]
+            titles = [source_title(source) for source in closest_sources(model, tokenizer, trie, question)]
             closest = list(dict.fromkeys(titles))[:3]
         return reply.shown(min_confidence, closest)
 

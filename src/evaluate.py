@@ -46,7 +46,7 @@ from matplotlib.figure import Figure
 
 from src import baselines, utils
 from src.model import MiniTransformer
-from src.qa import END, Reply, SourceTrie, answer, answer_settings, load_model, name, source_header, to_batch
+from src.qa import END, Reply, SourceTrie, answer, answer_settings, load_model, source_header, to_batch
 from src.tokenizer import Tokenizer
 
 SYSTEMS = ("model", "closed_book_retrieval", "open_book_retrieval")
@@ -302,15 +302,14 @@ def ask_together(ask: Callable[[list[str]], list[T]], *question_sets: list[dict[
 
 
 def model_replies(
-    model: MiniTransformer, tokenizer: Tokenizer, sources: list[str], inputs: Inputs, max_new_tokens: int
+    model: MiniTransformer, tokenizer: Tokenizer, sources: list[str], inputs: Inputs, max_new_tokens: int, recital_weight: float
 ) -> Replies:
-    """The model answers the evaluation questions; for the validation ones it only names the source."""
+    """The model answers the evaluation and validation questions, all in one call (each
+    passage it recites is recited once)."""
     trie = SourceTrie(tokenizer, sources)
-    test, natural, out_of_scope = ask_together(
-        partial(answer, model, tokenizer, trie, max_new_tokens=max_new_tokens), inputs.test, inputs.natural, inputs.out_of_scope
-    )
-    val, calibration = ask_together(partial(name, model, tokenizer, trie), inputs.val, inputs.calibration)
-    return Replies(test, natural, out_of_scope, val, calibration)
+    ask = partial(answer, model, tokenizer, trie, max_new_tokens=max_new_tokens, recital_weight=recital_weight)
+    sets = ask_together(ask, inputs.test, inputs.natural, inputs.out_of_scope, inputs.val, inputs.calibration)
+    return Replies(*sets)
 
 
 def retrieval_answers(inputs: Inputs) -> dict[str, dict[str, list[str]]]:
@@ -569,10 +568,10 @@ def evaluate(args: argparse.Namespace) -> None:
     describe the answers beside them."""
     outputs = output_paths(args)
     utils.recover_outputs(*outputs)
-    max_new_tokens, min_confidence = answer_settings(args.params)
+    max_new_tokens, min_confidence, recital_weight = answer_settings(args.params)
     inputs = read_inputs(args)
     model, tokenizer, sources = load_model(args.checkpoint)
-    replies = model_replies(model, tokenizer, sources, inputs, max_new_tokens)
+    replies = model_replies(model, tokenizer, sources, inputs, max_new_tokens, recital_weight)
     retrieved = retrieval_answers(inputs)
     metrics = eval_metrics(inputs, replies, retrieved, answer_nll(model, tokenizer, inputs.test), sources, min_confidence)
     per_domain = natural_per_domain(inputs.natural, replies.natural, retrieved["natural"], min_confidence)

@@ -29,7 +29,7 @@ from matplotlib.figure import Figure
 
 from src import utils
 from src.model import MiniTransformer
-from src.qa import END, SourceTrie, answer_settings, load_model, name
+from src.qa import END, Candidate, SourceTrie, answer_settings, candidates, check, load_model, name, source_title
 from src.tokenizer import Tokenizer
 
 SURE = 0.9  # the pick had at least this probability: the model was sure
@@ -123,6 +123,18 @@ def steps_table(tokenizer: Tokenizer, steps: list[Step]) -> str:
     return "\n".join(lines)
 
 
+def candidates_table(group: list[Candidate], recital_weight: float, picked: str) -> str:
+    """One line per section: the model's probability of it, the share of the question's
+    words its recitation covers, and the score that picks one (qa.check)."""
+    lines = [f"{'p':>7} {'covers':>7} {'score':>7}  source"]
+    for c in sorted(group, key=lambda c: -(c.logprob + recital_weight * c.coverage)):
+        mark = "  <- picked" if c.source == picked else ""
+        lines.append(
+            f"{math.exp(c.logprob):7.3f} {c.coverage:7.0%} {c.logprob + recital_weight * c.coverage:7.2f}  {c.source}{mark}"
+        )
+    return "\n".join(lines)
+
+
 def article_and_section(header: str) -> tuple[str, str]:
     """The (article, section) a source header names, source_header's inverse.
 
@@ -176,7 +188,7 @@ def main() -> None:
     if not args.question.strip():
         raise utils.UserError("the question is empty")
     utils.check_range("--top", args.top, at_least=1)
-    max_new_tokens, min_confidence = answer_settings(args.params)
+    max_new_tokens, min_confidence, recital_weight = answer_settings(args.params)
     model, tokenizer, sources = load_model(args.model, utils.pick_device())
     trie = SourceTrie(tokenizer, sources)
     end = tokenizer.special_id(END)
@@ -184,23 +196,30 @@ def main() -> None:
     # The answer, as ask.py gets it greedily: the source (and confidence), then its text.
     reply = name(model, tokenizer, trie, [args.question])[0]
     prompt = trie.prompt(tokenizer, args.question, model.config.max_seq_len)
+    naming_logits, naming_attention = look_inside(model, prompt + trie.ids[reply.source])
+    print(f"The question, as the tokenizer splits it ({len(prompt)} tokens):\n{token_table(tokenizer, prompt)}\n")
+    print("Step 1, name the source: each token among those that continue a real header (probabilities among those)")
+    print(steps_table(tokenizer, header_steps(naming_logits, prompt, trie.ids[reply.source], trie, args.top)) + "\n")
+    how_sure = "step 1's probabilities multiplied"
+    if recital_weight > 0 and model.config.recitation:  # as qa.answer does
+        memory: dict[str, str] = {}
+        checked = check(model, tokenizer, trie, [args.question], [reply], recital_weight, memory, max_new_tokens)[0]
+        group = candidates(model, tokenizer, trie, [args.question], [reply], memory, max_new_tokens)[0]
+        print(f"Check the source: each section of '{source_title(reply.source)}', recited and compared with the question")
+        print(candidates_table(group, recital_weight, checked.source) + "\n")
+        reply, how_sure = checked, "the article's probability times the chosen section's coverage"
     header = trie.ids[reply.source]
     context = header if model.config.recitation else prompt + header  # what the text follows (qa.answer)
     text = model.generate(context, max_new_tokens, stop_id=end)
-    naming_logits, naming_attention = look_inside(model, prompt + header)
     reciting_logits, reciting_attention = look_inside(model, context + text)
     recited = text_steps(reciting_logits, context, text, end, args.top)
-
-    print(f"The question, as the tokenizer splits it ({len(prompt)} tokens):\n{token_table(tokenizer, prompt)}\n")
-    print("Step 1, name the source: each token among those that continue a real header (probabilities among those)")
-    print(steps_table(tokenizer, header_steps(naming_logits, prompt, header, trie, args.top)) + "\n")
     seen = "from the header alone" if model.config.recitation else "the question before it (trained with recitation off)"
     print(f"Step 2, recite: the text after the header, {seen}")
     print(steps_table(tokenizer, recited) + "\n")
     article, section = article_and_section(reply.source)
     verdict = "answers" if reply.confidence >= min_confidence else "declines"
     print(f"Source: article '{article}', section '{section}'")
-    print(f"Confidence: {reply.confidence:.4f} (step 1's probabilities multiplied); at threshold {min_confidence} it {verdict}")
+    print(f"Confidence: {reply.confidence:.4f} ({how_sure}); at threshold {min_confidence} it {verdict}")
     print(f"Answer: {tokenizer.decode(text).strip()}")
     path_probability = math.prod(s.probability for s in recited)
     print(f"Given this source, ask.py --temperature 1 recites exactly this text {path_probability:.1%} of the time.")

@@ -112,6 +112,20 @@ def fetch_snapshot(topics: list[tuple[str, str]], snapshot_dir: Path, topics_fil
     return [by_title[topic] for topic in topics]
 
 
+FETCH_KEYS = [
+    "source",
+    "snapshot_dir",
+    "topics",
+    "base_url",
+    "user_agent",
+    "cache_dir",
+    "timeout",
+    "max_retries",
+    "workers",
+    "endpoint",
+]
+
+
 def fetch(output: Path, report: Path, params: utils.Params) -> None:
     """Articles and report, replaced as one set: new articles never sit beside an old report."""
     utils.recover_outputs(output, report)
@@ -167,7 +181,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    params = utils.load_params("fetch", args.params)
+    params = utils.load_params("fetch", args.params, known=FETCH_KEYS)
     if args.source:
         params["source"] = args.source
     output = Path(args.output)

@@ -211,7 +211,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    params = utils.load_params("generate", args.params)
+    params = utils.load_params("generate", args.params, known=["max_answer_words", "questions_per_fact", "seed"])
     if args.max_answer_words is not None:
         params["max_answer_words"] = args.max_answer_words
     generate(Path(args.input), Path(args.output), params)

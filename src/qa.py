@@ -26,7 +26,7 @@ from typing import get_type_hints
 
 import torch
 
-from src import utils
+from src import utils, verify
 from src.model import MiniTransformer, ModelConfig, sample_next
 from src.tokenizer import ANSWER, QUESTION, Tokenizer
 from src.tokenizer import END_OF_TEXT as END
@@ -34,11 +34,15 @@ from src.tokenizer import END_OF_TEXT as END
 Example = tuple[list[int], list[int]]  # (token ids, loss mask)
 
 
-def answer_settings(params_path: str | Path) -> tuple[int, float]:
-    """max_new_tokens and min_confidence from params.yaml's eval section: the eval stage and
-    ask.py answer with the same settings."""
-    params = utils.load_params("eval", params_path)
-    return utils.require(params, "max_new_tokens", int, at_least=1), utils.require(params, "min_confidence", float, at_least=0)
+def answer_settings(params_path: str | Path) -> tuple[int, float, float]:
+    """max_new_tokens, min_confidence and recital_weight from params.yaml's eval section: the
+    eval stage and ask.py answer with the same settings."""
+    params = utils.load_params("eval", params_path, known=["max_new_tokens", "min_confidence", "recital_weight"])
+    return (
+        utils.require(params, "max_new_tokens", int, at_least=1),
+        utils.require(params, "min_confidence", float, at_least=0),
+        utils.require(params, "recital_weight", float, at_least=0),
+    )
 
 
 def source_header(title: str, heading: str) -> str:
@@ -48,6 +52,15 @@ def source_header(title: str, heading: str) -> str:
     'Tiger (Diet):'
     """
     return f"{title} ({heading}):"
+
+
+def source_title(source: str) -> str:
+    """The article a source header names.
+
+    >>> source_title("Mercury (planet) (Orbit):")
+    'Mercury (planet)'
+    """
+    return source.rsplit(" (", 1)[0]
 
 
 def split_source(reply: str) -> tuple[str, str]:
@@ -199,6 +212,9 @@ class SourceTrie:
             for token in ids:
                 node = node.setdefault(token, {})
             node[None] = index  # the key None marks the end of a header
+        self.sections_of: dict[str, list[int]] = {}  # article title -> its sources
+        for index, source in enumerate(sources):
+            self.sections_of.setdefault(source_title(source), []).append(index)
 
     def prompt(self, tokenizer: Tokenizer, question: str, max_seq_len: int) -> list[int]:
         """encode_prompt, with the question cut short if needed so any header still fits after it."""
@@ -232,29 +248,101 @@ def answer(
     trie: SourceTrie,
     questions: list[str],
     max_new_tokens: int,
+    recital_weight: float = 0.0,
     batch_size: int = 64,
     **sampling,
 ) -> list[Reply]:
     """Answer many questions in two steps, as the model was taught:
-      1. name the source (`name`);
+      1. name the source (`name`), and with recital_weight > 0 check it against the question
+         by what the model recites from each section of that article (`check`);
       2. recite it: the text the model continues after that header, from the header alone,
          exactly as it learned the passage (greedy unless sampling options are given). A
          model trained with train.recitation false (model.config.recitation) continues after
-         the question and the header instead, as its Q&A pairs taught it.
+         the question and the header instead, as its Q&A pairs taught it (and is not checked).
     Up to batch_size questions are decoded together (BatchDecoder); each answer is the one it
     would get alone (a test checks it)."""
     named = name(model, tokenizer, trie, questions, batch_size)
-    contexts = [trie.ids[reply.source] for reply in named]
-    if not model.config.recitation:
-        contexts = [trie.prompt(tokenizer, q, model.config.max_seq_len) + c for q, c in zip(questions, contexts)]
-    greedy = is_greedy(sampling)
-    # Greedy, the text depends on its context alone: recite each distinct context once.
-    unique = list({tuple(c): c for c in contexts}.values()) if greedy else contexts
-    texts = in_batches(unique, batch_size, lambda group: recite(model, tokenizer, group, max_new_tokens, **sampling))
-    if greedy:
-        text_of = {tuple(c): text for c, text in zip(unique, texts)}
-        texts = [text_of[tuple(c)] for c in contexts]
+    memory: dict[str, str] = {}  # the greedy recitation of each header recited so far
+    if recital_weight > 0 and model.config.recitation:
+        named = check(model, tokenizer, trie, questions, named, recital_weight, memory, max_new_tokens, batch_size)
+    if model.config.recitation and is_greedy(sampling):  # the text depends on its header alone
+        recite_headers(model, tokenizer, trie, [reply.source for reply in named], memory, max_new_tokens, batch_size)
+        texts = [memory[reply.source] for reply in named]
+    else:
+        contexts = [trie.ids[reply.source] for reply in named]
+        if not model.config.recitation:
+            contexts = [trie.prompt(tokenizer, q, model.config.max_seq_len) + c for q, c in zip(questions, contexts)]
+        texts = in_batches(contexts, batch_size, lambda group: recite(model, tokenizer, group, max_new_tokens, **sampling))
     return [Reply(reply.source, text, reply.confidence) for reply, text in zip(named, texts)]
+
+
+def recite_headers(
+    model: MiniTransformer,
+    tokenizer: Tokenizer,
+    trie: SourceTrie,
+    headers: list[str],
+    memory: dict[str, str],
+    max_new_tokens: int,
+    batch_size: int,
+) -> None:
+    """Add to memory the greedy recitation of each header it does not hold yet."""
+    new = list(dict.fromkeys(h for h in headers if h not in memory))
+    texts = in_batches([trie.ids[h] for h in new], batch_size, lambda group: recite(model, tokenizer, group, max_new_tokens))
+    memory.update(zip(new, texts))
+
+
+@dataclass
+class Candidate:
+    source: str  # a section of the article the model named
+    logprob: float  # log P(source | question)
+    coverage: float  # the share of the question's words its recitation covers (verify.coverage)
+
+
+def candidates(
+    model: MiniTransformer,
+    tokenizer: Tokenizer,
+    trie: SourceTrie,
+    questions: list[str],
+    named: list[Reply],
+    memory: dict[str, str],
+    max_new_tokens: int,
+    batch_size: int = 64,
+) -> list[list[Candidate]]:
+    """Every section of the article each question's source names, with the model's
+    log-probability of it and its recitation's coverage of the question (recitations go to
+    memory)."""
+    prompts = [trie.prompt(tokenizer, q, model.config.max_seq_len) for q in questions]
+    groups = [[trie.sources[i] for i in trie.sections_of[source_title(reply.source)]] for reply in named]
+    sequences = [prompt + trie.ids[source] for prompt, group in zip(prompts, groups) for source in group]
+    logprobs = iter(source_logprobs(model, trie, sequences, tokenizer.special_id(ANSWER), batch_size))
+    recite_headers(model, tokenizer, trie, [source for group in groups for source in group], memory, max_new_tokens, batch_size)
+    return [
+        [Candidate(source, next(logprobs), verify.coverage(question, f"{source} {memory[source]}")) for source in group]
+        for question, group in zip(questions, groups)
+    ]
+
+
+def check(
+    model: MiniTransformer,
+    tokenizer: Tokenizer,
+    trie: SourceTrie,
+    questions: list[str],
+    named: list[Reply],
+    recital_weight: float,
+    memory: dict[str, str],
+    max_new_tokens: int,
+    batch_size: int = 64,
+) -> list[Reply]:
+    """Re-pick each named source among the sections of its article (verify.py): the model's
+    log-probability of each, plus recital_weight times the share of the question's words
+    that its recitation covers. The confidence becomes the model's probability of the
+    article times the chosen section's coverage."""
+    checked = []
+    for group in candidates(model, tokenizer, trie, questions, named, memory, max_new_tokens, batch_size):
+        best = group[verify.best_source([c.logprob for c in group], [c.coverage for c in group], recital_weight)]
+        article = min(1.0, sum(math.exp(c.logprob) for c in group))
+        checked.append(Reply(best.source, "", article * best.coverage))
+    return checked
 
 
 def is_greedy(sampling: dict) -> bool:
@@ -347,6 +435,32 @@ def name_sources(model: MiniTransformer, trie: SourceTrie, prompts: list[list[in
         decoder.advance(still, next_ids)
         active = [active[row] for row in still]
     return named
+
+
+def source_logprobs(
+    model: MiniTransformer, trie: SourceTrie, sequences: list[list[int]], answer_id: int, batch_size: int = 64
+) -> list[float]:
+    """log P(header | question) of each sequence of prompt + header (the header follows the
+    prompt's last <|answer|>), scored as name_sources decodes: each header token's
+    probability renormalised over the tokens the trie allows there."""
+
+    def run(group: list[list[int]]) -> list[float]:
+        width = max(len(s) for s in group)
+        ids = torch.tensor([s + [answer_id] * (width - len(s)) for s in group], device=model.tok_emb.weight.device)
+        logits = model(ids).float()  # causal: the padding on the right changes nothing before it
+        results = []
+        for row, sequence in zip(logits, group):
+            start = len(sequence) - sequence[::-1].index(answer_id)
+            node, total = trie.root, 0.0
+            for position in range(start, len(sequence)):
+                allowed = trie.allowed(node)
+                token = sequence[position]
+                total += float(row[position - 1, allowed].log_softmax(-1)[allowed.index(token)])
+                node = node[token]
+            results.append(total)
+        return results
+
+    return in_batches(sequences, batch_size, run)
 
 
 def recite(model: MiniTransformer, tokenizer: Tokenizer, contexts: list[list[int]], max_new_tokens: int, **sampling) -> list[str]:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from src.headings import canonical_heading
+from src.utils import STOPWORDS
 
 LEAD = [
     "What is {s}?",
@@ -578,13 +579,6 @@ def names_no_subject(question: str, names: list[Name]) -> bool:
 
 
 KEYWORD_TEMPLATES = ["Tell me about {kw} and {s}.", "What about {s} and {kw}?", "{S}: {kw}?"]
-STOPWORDS = set(
-    """a an the and or but of in on at to for from by with as is are was were be been being it its this that these those
-they their them he she his her which who whom what when where why how than then there here also very more most less least
-can could may might will would should do does did has have had not no so such into onto over under about after before
-between during up down out off while because if each other some any all many much one two three four five six seven
-eight nine ten about around only just even still often usually mainly mostly known called""".split()
-)
 
 
 def words_of(text: str) -> set[str]:

@@ -96,7 +96,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    params = utils.load_params("split", args.params)
+    params = utils.load_params("split", args.params, known=[f"{name}_size" for name in SPLITS] + ["seed"])
     sizes = {}
     for name in SPLITS:
         flag = getattr(args, f"{name}_size")

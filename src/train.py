@@ -381,7 +381,7 @@ def read_params(path: str) -> tuple[dict, ModelConfig]:
     """The train section and the model's shape, each section read once and checked before any
     data is loaded, so a mistake in params.yaml fails at once, in one line. The config keeps
     ModelConfig's default vocab_size until the tokenizer is loaded."""
-    train_section = utils.load_params("train", path)
+    train_section = utils.load_params("train", path, known=TRAIN_KEYS)
     params = {key: utils.require(train_section, key, kind, at_least) for key, (kind, at_least) in TRAIN_KEYS.items()}
     processes = distributed.world_size() if distributed.launched() else params["processes"]
     if params["batch_size"] % processes:
@@ -389,7 +389,7 @@ def read_params(path: str) -> tuple[dict, ModelConfig]:
             f"{train_section.where}: key 'batch_size' ({params['batch_size']}) must divide by the number of "
             f"processes ({processes}): each takes an equal share of every batch"
         )
-    model_section = utils.load_params("model", path)
+    model_section = utils.load_params("model", path, known=MODEL_KEYS)
     model_params = {key: utils.require(model_section, key, kind) for key, kind in MODEL_KEYS.items()}
     try:
         return params, ModelConfig(**model_params, recitation=params["recitation"])

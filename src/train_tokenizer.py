@@ -33,7 +33,7 @@ def main() -> None:
     parser.add_argument("--output", default="models/tokenizer.json")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args()
-    params = utils.load_params("tokenizer", args.params)
+    params = utils.load_params("tokenizer", args.params, known=["vocab_size"])
     vocab_size = utils.require(params, "vocab_size", int)
     if vocab_size < MIN_VOCAB_SIZE:
         raise utils.UserError(f"{params.where}: vocab_size must be at least {MIN_VOCAB_SIZE}, got {vocab_size}")

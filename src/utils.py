@@ -15,7 +15,7 @@ import random
 import re
 import sys
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -60,8 +60,9 @@ class Params(dict):
         self.where = where  # e.g. "params.yaml: train"
 
 
-def load_params(section: str, path: str | Path = "params.yaml") -> Params:
-    """Return one section of params.yaml (each stage reads only its own sections)."""
+def load_params(section: str, path: str | Path = "params.yaml", known: Collection[str] = ()) -> Params:
+    """Return one section of params.yaml (each stage reads only its own sections). With
+    `known`, a key outside it is an error: a typo ('lr_rate: 1e-3') must not be ignored."""
     path = Path(path)
     try:
         params = yaml.safe_load(read_text(path))
@@ -71,6 +72,9 @@ def load_params(section: str, path: str | Path = "params.yaml") -> Params:
         raise UserError(f"{path}: invalid YAML (nested too deeply)") from None
     if not isinstance(params, dict) or not isinstance(params.get(section), dict):
         raise UserError(f"{path}: missing section '{section}'")
+    unknown = sorted(set(params[section]) - set(known)) if known else []
+    if unknown:
+        raise UserError(f"{path}: {section}: unknown key '{unknown[0]}' (known: {', '.join(known)})")
     return Params(params[section], f"{path}: {section}")
 
 
@@ -392,6 +396,15 @@ def slugify(text: str) -> str:
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
+
+
+STOPWORDS = set(
+    """a an the and or but of in on at to for from by with as is are was were be been being it its this that these those
+they their them he she his her which who whom what when where why how than then there here also very more most less least
+can could may might will would should do does did has have had not no so such into onto over under about after before
+between during up down out off while because if each other some any all many much one two three four five six seven
+eight nine ten about around only just even still often usually mainly mostly known called""".split()
+)  # words that say little about what a text is about
 
 
 def normalize_question(question: str) -> str:

@@ -292,7 +292,7 @@ def write_params(path: Path, drop_train_key: str | None = None, **train_override
     params["train"].update(train_overrides)
     if drop_train_key:
         del params["train"][drop_train_key]
-    params["eval"] = {"max_new_tokens": 80, "min_confidence": MIN_CONFIDENCE}
+    params["eval"].update(max_new_tokens=80, min_confidence=MIN_CONFIDENCE)
     path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     return path
 

@@ -18,13 +18,14 @@ from conftest import ARTICLES, CALIBRATION, ENV, MIN_CONFIDENCE, NATURAL, OUT_OF
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from src import baselines, qa, utils
+from src import baselines, qa, utils, verify
 from src import evaluate as eval_stage
 from src.model import MiniTransformer, ModelConfig
 
 METRICS = {"rougeL_f1", "token_f1", "exact_match"}
 SYSTEMS = {"model", "closed_book_retrieval", "open_book_retrieval"}
 MAX_NEW_TOKENS = 80  # conftest.write_params: eval.max_new_tokens
+RECITAL_WEIGHT = yaml.safe_load((REPO / "params.yaml").read_text())["eval"]["recital_weight"]  # the real file's, in conftest too
 
 
 @pytest.fixture(scope="module")
@@ -351,13 +352,14 @@ def test_batched_answers_are_the_one_at_a_time_answers(loaded):
     lengths = [len(qa.encode_prompt(tokenizer, q)) for q in questions]
     # prompts of many lengths, some shared, padded together in one batch or paired in batches of two
     assert len(set(lengths)) >= 6 and max(map(lengths.count, lengths)) >= 2
-    together = qa.answer(model, tokenizer, trie, questions, MAX_NEW_TOKENS, batch_size=64)
-    in_twos = qa.answer(model, tokenizer, trie, questions, MAX_NEW_TOKENS, batch_size=2)
-    for q, batched, paired in zip(questions, together, in_twos):
-        (alone,) = qa.answer(model, tokenizer, trie, [q], MAX_NEW_TOKENS)
-        for other in (batched, paired):
-            assert (other.source, other.text) == (alone.source, alone.text), q
-            assert other.confidence == pytest.approx(alone.confidence, abs=1e-5)
+    for weight in (0.0, RECITAL_WEIGHT):  # naming alone, and checked by recitation
+        together = qa.answer(model, tokenizer, trie, questions, MAX_NEW_TOKENS, weight, batch_size=64)
+        in_twos = qa.answer(model, tokenizer, trie, questions, MAX_NEW_TOKENS, weight, batch_size=2)
+        for q, batched, paired in zip(questions, together, in_twos):
+            (alone,) = qa.answer(model, tokenizer, trie, [q], MAX_NEW_TOKENS, weight)
+            for other in (batched, paired):
+                assert (other.source, other.text) == (alone.source, alone.text), q
+                assert other.confidence == pytest.approx(alone.confidence, abs=1e-5)
 
 
 def test_confidence_is_the_product_of_renormalised_header_token_probabilities(loaded, tok):
@@ -383,6 +385,38 @@ def test_confidence_is_the_product_of_renormalised_header_token_probabilities(lo
     # one source: every step has a single allowed token, so the model is certain of it
     (only,) = qa.answer(model, tokenizer, qa.SourceTrie(tokenizer, ["Mars (Moons):"]), [question], MAX_NEW_TOKENS)
     assert only.source == "Mars (Moons):" and only.confidence == 1.0
+
+
+def test_source_logprobs_are_the_header_logprobs_by_hand(loaded):
+    model, tokenizer, trie = loaded
+    pairs = [(q, s) for q in ("What does the tiger eat?", "Mars?", "How many moons orbit Jupiter?") for s in headers()[:5]]
+    sequences = [trie.prompt(tokenizer, q, model.config.max_seq_len) + trie.ids[s] for q, s in pairs]
+    answer_id = tokenizer.special_id(qa.ANSWER)
+    for batch_size in (64, 4):  # padded together, of many lengths
+        scored = qa.source_logprobs(model, trie, sequences, answer_id, batch_size)
+        by_hand = [header_logprob(model, tokenizer, trie, q, s) for q, s in pairs]
+        assert scored == pytest.approx(by_hand, abs=1e-4)
+
+
+def test_check_picks_a_section_of_the_named_article_by_score(loaded):
+    model, tokenizer, trie = loaded
+    questions = ["What does the tiger eat?", "Where do tigers live?", "How many moons orbit Mars?", "What does a glorp eat?"]
+    named = qa.name(model, tokenizer, trie, questions)
+    memory: dict[str, str] = {}
+    groups = qa.candidates(model, tokenizer, trie, questions, named, memory, MAX_NEW_TOKENS)
+    for question, reply, group in zip(questions, named, groups):
+        assert {c.source for c in group} == {h for h in headers() if qa.source_title(h) == qa.source_title(reply.source)}
+        (plain,) = qa.answer(model, tokenizer, trie, [question], MAX_NEW_TOKENS)  # named, not checked
+        assert plain.source == reply.source and memory[reply.source] == plain.text  # the greedy recitation
+        assert all(c.coverage == verify.coverage(question, f"{c.source} {memory[c.source]}") for c in group)
+        article = sum(math.exp(c.logprob) for c in group)
+        for weight in (0.0, 1.0, 1e6):
+            (checked,) = qa.check(model, tokenizer, trie, [question], [reply], weight, memory, MAX_NEW_TOKENS)
+            best = max(group, key=lambda c: c.logprob + weight * c.coverage)
+            assert checked.source == best.source
+            assert checked.confidence == pytest.approx(min(1.0, article) * best.coverage, abs=1e-6)
+        (by_coverage,) = qa.check(model, tokenizer, trie, [question], [reply], 1e6, memory, MAX_NEW_TOKENS)
+        assert by_coverage.source in [c.source for c in group if c.coverage == max(c.coverage for c in group)]
 
 
 def test_closest_sources_with_width_one_is_the_greedy_source(loaded):
@@ -440,7 +474,7 @@ def model_replies(world, loaded) -> tuple[list[qa.Reply], list[qa.Reply], list[q
     model, tokenizer, trie = loaded
     test = utils.read_jsonl(world["test"])
     asked = [p["question"] for p in test] + [q["question"] for q in NATURAL] + OUT_OF_SCOPE
-    replies = qa.answer(model, tokenizer, trie, asked, MAX_NEW_TOKENS)
+    replies = qa.answer(model, tokenizer, trie, asked, MAX_NEW_TOKENS, RECITAL_WEIGHT)
     return replies[: len(test)], replies[len(test) : len(test) + len(NATURAL)], replies[len(test) + len(NATURAL) :]
 
 
@@ -671,7 +705,9 @@ def test_ask_with_a_bad_flag_is_a_one_line_error(tmp_path, args, message):
 def test_eval_settings_out_of_range_are_one_line_errors(tmp_path):
     for key, value, message in [("max_new_tokens", -1, "at least 1"), ("min_confidence", float("nan"), "a finite number")]:
         path = tmp_path / "params.yaml"
-        path.write_text(yaml.safe_dump({"eval": {"max_new_tokens": 80, "min_confidence": 0.5} | {key: value}}))
+        path.write_text(
+            yaml.safe_dump({"eval": {"max_new_tokens": 80, "min_confidence": 0.5, "recital_weight": 4.0} | {key: value}})
+        )
         with pytest.raises(utils.UserError, match=rf"eval: key '{key}' must be {message}"):
             qa.answer_settings(path)
 

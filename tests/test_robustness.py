@@ -237,6 +237,21 @@ CASES = [
     ("ckpt_positions", ASK, edit_checkpoint(set_config("positions", "alibi")), ["model.pt: config: positions must be"], None),
     ("ckpt_positions_swap", ASK, edit_checkpoint(set_config("positions", "learned")), ["'pos_emb.weight' is missing"], None),
     ("ckpt_recitation", ASK, edit_checkpoint(set_config("recitation", "yes")), ["config: key 'recitation' must be bool"], None),
+    # a typo in any section is an error, not a silently ignored key
+    ("params_typo_train", TRAIN, set_param("train", "lr_rate", 0.001), ["params.yaml: train: unknown key 'lr_rate'"], None),
+    ("params_typo_model", TRAIN, set_param("model", "layers", 2), ["params.yaml: model: unknown key 'layers'"], None),
+    ("params_typo_eval", ASK, set_param("eval", "min_conf", 0.5), ["params.yaml: eval: unknown key 'min_conf'"], None),
+    ("params_typo_eval_stage", EVAL, set_param("eval", "topk", 5), ["params.yaml: eval: unknown key 'topk'"], None),
+    ("params_typo_split", SPLIT, set_param("split", "seeds", 1), ["params.yaml: split: unknown key 'seeds'"], None),
+    ("params_typo_generate", GENERATE, set_param("generate", "sed", 1), ["params.yaml: generate: unknown key 'sed'"], None),
+    ("params_typo_fetch", FETCH, set_param("fetch", "time_out", 5), ["params.yaml: fetch: unknown key 'time_out'"], None),
+    (
+        "params_recital_weight",
+        ASK,
+        set_param("eval", "recital_weight", -1),
+        ["eval: key 'recital_weight' must be at least 0"],
+        None,
+    ),
 ]
 
 

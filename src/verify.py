@@ -1,0 +1,70 @@
+"""Checking a source against the question by what the model recites from it.
+
+Naming a source is the model's weak step: for a question typed in its own words it often
+picks the right article but the wrong section of it ("How tall is Mount Everest?" ->
+"Mount Everest (History):"). The model can recite every section it learned, so it can check
+its own pick, as a student flips through the chapters they remember: recite each section of
+the article it named, and prefer the one whose recitation mentions what the question asks
+about (Sun et al. 2023, "Recitation-Augmented Language Models"; Yu et al. 2023, "Generate
+rather than Retrieve"). It stays closed book: the only text read is what the model itself
+recites, never the articles.
+
+A source's score is the model's log-probability of it plus recital_weight times the share
+of the question's words its recitation covers (`coverage`); the answer's confidence is the
+model's probability of the article times that share, so an answer about words the model
+can't recite is declined.
+"""
+
+from __future__ import annotations
+
+import re
+
+from src.utils import STOPWORDS
+
+SUFFIXES = ("est", "ing", "ed", "es", "er", "e", "s")  # longest first
+
+
+def stem(word: str) -> str:
+    """A crude stem, enough to match "moons" with "moon" and "largest" with "large":
+    the first suffix that leaves at least three letters is cut.
+
+    >>> [stem(w) for w in ("moons", "largest", "large", "eating", "fog")]
+    ['moon', 'larg', 'larg', 'eat', 'fog']
+    """
+    for suffix in SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
+
+
+def content_words(text: str) -> set[str]:
+    """The stems of the words that say what a text is about: no stopwords, no one- or
+    two-letter words.
+
+    >>> sorted(content_words("What do the koalas of Australia eat?"))
+    ['australia', 'eat', 'koala']
+    """
+    words = re.findall(r"[a-z0-9][a-z0-9-]*[a-z0-9]", text.lower())
+    return {stem(w) for w in words if len(w) >= 3 and w not in STOPWORDS}
+
+
+def coverage(question: str, recitation: str) -> float:
+    """The share of the question's content words that the recitation (header and text)
+    contains; 1.0 for a question with none (nothing to check).
+
+    >>> coverage("What do koalas eat?", "Koala (Diet): Koalas eat eucalyptus leaves.")
+    1.0
+    >>> coverage("What does a glorp eat?", "Koala (Diet): Koalas eat eucalyptus leaves.")
+    0.5
+    """
+    asked = content_words(question)
+    if not asked:
+        return 1.0
+    return len(asked & content_words(recitation)) / len(asked)
+
+
+def best_source(logprobs: list[float], coverages: list[float], recital_weight: float) -> int:
+    """The index of the candidate source with the highest logprob + recital_weight * coverage
+    (the first on a tie)."""
+    scores = [lp + recital_weight * c for lp, c in zip(logprobs, coverages, strict=True)]
+    return max(range(len(scores)), key=scores.__getitem__)
