@@ -203,8 +203,8 @@ def main() -> None:
     how_sure = "step 1's probabilities multiplied"
     if recital_weight > 0 and model.config.recitation:  # as qa.answer does
         memory: dict[str, str] = {}
-        checked = check(model, tokenizer, trie, [args.question], [reply], recital_weight, memory, max_new_tokens)[0]
-        group = candidates(model, tokenizer, trie, [args.question], [reply], memory, max_new_tokens)[0]
+        checked = check(model, tokenizer, trie, [args.question], recital_weight, memory, max_new_tokens)[0]
+        group = candidates(model, tokenizer, trie, [args.question], memory, max_new_tokens)[0]
         print(f"Check the source: each section of '{source_title(reply.source)}', recited and compared with the question")
         print(candidates_table(group, recital_weight, checked.source) + "\n")
         reply, how_sure = checked, "the article's probability times the chosen section's coverage"

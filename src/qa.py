@@ -215,6 +215,11 @@ class SourceTrie:
         self.sections_of: dict[str, list[int]] = {}  # article title -> its sources
         for index, source in enumerate(sources):
             self.sections_of.setdefault(source_title(source), []).append(index)
+        self.answer_id = tokenizer.special_id(ANSWER)
+
+    def header_start(self, sequence: list[int]) -> int:
+        """Where the header starts in a prompt followed by (part of) a header: after the last <|answer|>."""
+        return len(sequence) - sequence[::-1].index(self.answer_id)
 
     def prompt(self, tokenizer: Tokenizer, question: str, max_seq_len: int) -> list[int]:
         """encode_prompt, with the question cut short if needed so any header still fits after it."""
@@ -253,18 +258,19 @@ def answer(
     **sampling,
 ) -> list[Reply]:
     """Answer many questions in two steps, as the model was taught:
-      1. name the source (`name`), and with recital_weight > 0 check it against the question
-         by what the model recites from each section of that article (`check`);
+      1. name the source (`name`); with recital_weight > 0, pick it among the sections of
+         the article named, by what the model recites from each (`check`);
       2. recite it: the text the model continues after that header, from the header alone,
          exactly as it learned the passage (greedy unless sampling options are given). A
          model trained with train.recitation false (model.config.recitation) continues after
          the question and the header instead, as its Q&A pairs taught it (and is not checked).
     Up to batch_size questions are decoded together (BatchDecoder); each answer is the one it
     would get alone (a test checks it)."""
-    named = name(model, tokenizer, trie, questions, batch_size)
     memory: dict[str, str] = {}  # the greedy recitation of each header recited so far
     if recital_weight > 0 and model.config.recitation:
-        named = check(model, tokenizer, trie, questions, named, recital_weight, memory, max_new_tokens, batch_size)
+        named = check(model, tokenizer, trie, questions, recital_weight, memory, max_new_tokens, batch_size)
+    else:
+        named = name(model, tokenizer, trie, questions, batch_size)
     if model.config.recitation and is_greedy(sampling):  # the text depends on its header alone
         recite_headers(model, tokenizer, trie, [reply.source for reply in named], memory, max_new_tokens, batch_size)
         texts = [memory[reply.source] for reply in named]
@@ -298,23 +304,24 @@ class Candidate:
     coverage: float  # the share of the question's words its recitation covers (verify.coverage)
 
 
+@torch.no_grad()
 def candidates(
     model: MiniTransformer,
     tokenizer: Tokenizer,
     trie: SourceTrie,
     questions: list[str],
-    named: list[Reply],
     memory: dict[str, str],
     max_new_tokens: int,
     batch_size: int = 64,
 ) -> list[list[Candidate]]:
-    """Every section of the article each question's source names, with the model's
+    """Every section of the article each question's source names (`name`), with the model's
     log-probability of it and its recitation's coverage of the question (recitations go to
     memory)."""
+    named = name(model, tokenizer, trie, questions, batch_size)
     prompts = [trie.prompt(tokenizer, q, model.config.max_seq_len) for q in questions]
     groups = [[trie.sources[i] for i in trie.sections_of[source_title(reply.source)]] for reply in named]
     sequences = [prompt + trie.ids[source] for prompt, group in zip(prompts, groups) for source in group]
-    logprobs = iter(source_logprobs(model, trie, sequences, tokenizer.special_id(ANSWER), batch_size))
+    logprobs = iter(source_logprobs(model, trie, sequences, batch_size))
     recite_headers(model, tokenizer, trie, [source for group in groups for source in group], memory, max_new_tokens, batch_size)
     return [
         [Candidate(source, next(logprobs), verify.coverage(question, f"{source} {memory[source]}")) for source in group]
@@ -327,21 +334,20 @@ def check(
     tokenizer: Tokenizer,
     trie: SourceTrie,
     questions: list[str],
-    named: list[Reply],
     recital_weight: float,
     memory: dict[str, str],
     max_new_tokens: int,
     batch_size: int = 64,
 ) -> list[Reply]:
-    """Re-pick each named source among the sections of its article (verify.py): the model's
-    log-probability of each, plus recital_weight times the share of the question's words
-    that its recitation covers. The confidence becomes the model's probability of the
-    article times the chosen section's coverage."""
+    """Pick each question's source among the sections of the article it names (verify.py):
+    the model's log-probability of each, plus recital_weight times the share of the
+    question's words that its recitation covers. The confidence is the model's probability
+    of the article (of all its sections) times the chosen section's coverage."""
     checked = []
-    for group in candidates(model, tokenizer, trie, questions, named, memory, max_new_tokens, batch_size):
+    for group in candidates(model, tokenizer, trie, questions, memory, max_new_tokens, batch_size):
         best = group[verify.best_source([c.logprob for c in group], [c.coverage for c in group], recital_weight)]
-        article = min(1.0, sum(math.exp(c.logprob) for c in group))
-        checked.append(Reply(best.source, "", article * best.coverage))
+        article = sum(math.exp(c.logprob) for c in group)
+        checked.append(Reply(best.source, "", min(1.0, article) * best.coverage))
     return checked
 
 
@@ -437,20 +443,18 @@ def name_sources(model: MiniTransformer, trie: SourceTrie, prompts: list[list[in
     return named
 
 
-def source_logprobs(
-    model: MiniTransformer, trie: SourceTrie, sequences: list[list[int]], answer_id: int, batch_size: int = 64
-) -> list[float]:
-    """log P(header | question) of each sequence of prompt + header (the header follows the
-    prompt's last <|answer|>), scored as name_sources decodes: each header token's
-    probability renormalised over the tokens the trie allows there."""
+@torch.no_grad()
+def source_logprobs(model: MiniTransformer, trie: SourceTrie, sequences: list[list[int]], batch_size: int = 64) -> list[float]:
+    """log P(header | question) of each sequence of prompt + header, scored as name_sources
+    decodes: each header token's probability renormalised over the tokens the trie allows there."""
 
     def run(group: list[list[int]]) -> list[float]:
         width = max(len(s) for s in group)
-        ids = torch.tensor([s + [answer_id] * (width - len(s)) for s in group], device=model.tok_emb.weight.device)
+        ids = torch.tensor([s + [0] * (width - len(s)) for s in group], device=model.tok_emb.weight.device)
         logits = model(ids).float()  # causal: the padding on the right changes nothing before it
         results = []
         for row, sequence in zip(logits, group):
-            start = len(sequence) - sequence[::-1].index(answer_id)
+            start = trie.header_start(sequence)
             node, total = trie.root, 0.0
             for position in range(start, len(sequence)):
                 allowed = trie.allowed(node)

@@ -391,9 +391,8 @@ def test_source_logprobs_are_the_header_logprobs_by_hand(loaded):
     model, tokenizer, trie = loaded
     pairs = [(q, s) for q in ("What does the tiger eat?", "Mars?", "How many moons orbit Jupiter?") for s in headers()[:5]]
     sequences = [trie.prompt(tokenizer, q, model.config.max_seq_len) + trie.ids[s] for q, s in pairs]
-    answer_id = tokenizer.special_id(qa.ANSWER)
     for batch_size in (64, 4):  # padded together, of many lengths
-        scored = qa.source_logprobs(model, trie, sequences, answer_id, batch_size)
+        scored = qa.source_logprobs(model, trie, sequences, batch_size)
         by_hand = [header_logprob(model, tokenizer, trie, q, s) for q, s in pairs]
         assert scored == pytest.approx(by_hand, abs=1e-4)
 
@@ -403,7 +402,7 @@ def test_check_picks_a_section_of_the_named_article_by_score(loaded):
     questions = ["What does the tiger eat?", "Where do tigers live?", "How many moons orbit Mars?", "What does a glorp eat?"]
     named = qa.name(model, tokenizer, trie, questions)
     memory: dict[str, str] = {}
-    groups = qa.candidates(model, tokenizer, trie, questions, named, memory, MAX_NEW_TOKENS)
+    groups = qa.candidates(model, tokenizer, trie, questions, memory, MAX_NEW_TOKENS)
     for question, reply, group in zip(questions, named, groups):
         assert {c.source for c in group} == {h for h in headers() if qa.source_title(h) == qa.source_title(reply.source)}
         (plain,) = qa.answer(model, tokenizer, trie, [question], MAX_NEW_TOKENS)  # named, not checked
@@ -411,11 +410,11 @@ def test_check_picks_a_section_of_the_named_article_by_score(loaded):
         assert all(c.coverage == verify.coverage(question, f"{c.source} {memory[c.source]}") for c in group)
         article = sum(math.exp(c.logprob) for c in group)
         for weight in (0.0, 1.0, 1e6):
-            (checked,) = qa.check(model, tokenizer, trie, [question], [reply], weight, memory, MAX_NEW_TOKENS)
+            (checked,) = qa.check(model, tokenizer, trie, [question], weight, memory, MAX_NEW_TOKENS)
             best = max(group, key=lambda c: c.logprob + weight * c.coverage)
             assert checked.source == best.source
             assert checked.confidence == pytest.approx(min(1.0, article) * best.coverage, abs=1e-6)
-        (by_coverage,) = qa.check(model, tokenizer, trie, [question], [reply], 1e6, memory, MAX_NEW_TOKENS)
+        (by_coverage,) = qa.check(model, tokenizer, trie, [question], 1e6, memory, MAX_NEW_TOKENS)
         assert by_coverage.source in [c.source for c in group if c.coverage == max(c.coverage for c in group)]
 
 
@@ -626,9 +625,9 @@ def test_eval_decline_tradeoff_is_what_each_threshold_gives(evaluated, loaded):
     natural = metrics["natural"]["model"]
     assert (at["natural_right"], at["natural_wrong"]) == (natural["accuracy"], natural["wrong"])
     assert at["out_of_scope_declined"] == metrics["out_of_scope"]["model"]["declined"]
-    # validation and calibration: the sources the model names (no text is recited for them)
+    # validation and calibration: the sources the model names, checked as eval checks them
     val = utils.read_jsonl(world["val"])
-    val_replies = qa.name(model, tokenizer, trie, [p["question"] for p in val] + CALIBRATION)
+    val_replies = qa.answer(model, tokenizer, trie, [p["question"] for p in val] + CALIBRATION, MAX_NEW_TOKENS, RECITAL_WEIGHT)
     val_replies, calibration_replies = val_replies[: len(val)], val_replies[len(val) :]
     right = [r.source == qa.source_header(p["title"], p["section"]) for r, p in zip(val_replies, val)]
     assert rows[0]["val_right"] == round(sum(right) / len(val), 4)
@@ -648,7 +647,7 @@ def test_ask_with_min_confidence_0_answers_with_a_learned_source(trained, loaded
     assert result.returncode == 0, result.stderr
     (line,) = result.stdout.splitlines()
     assert any(line.startswith(source + " ") for source in headers())
-    (reply,) = qa.answer(model, tokenizer, trie, [question], MAX_NEW_TOKENS)
+    (reply,) = qa.answer(model, tokenizer, trie, [question], MAX_NEW_TOKENS, RECITAL_WEIGHT)
     assert result.stdout == f"{reply.source} {reply.text}\n"  # greedy by default, eval.max_new_tokens from --params
 
 
@@ -675,7 +674,7 @@ def test_ask_reads_questions_from_stdin_until_eof(trained, loaded):
     result = run_ask("--checkpoint", model_files["checkpoint"], "--params", world["params"], stdin="\n".join(questions) + "\n")
     assert result.returncode == 0, result.stderr
     expected = []
-    for q, reply in zip(questions, qa.answer(model, tokenizer, trie, questions, MAX_NEW_TOKENS)):
+    for q, reply in zip(questions, qa.answer(model, tokenizer, trie, questions, MAX_NEW_TOKENS, RECITAL_WEIGHT)):
         closest = [s.rsplit(" (", 1)[0] for s in qa.closest_sources(model, tokenizer, trie, q)]
         expected.append(reply.shown(MIN_CONFIDENCE, list(dict.fromkeys(closest))[:3]))  # eval.min_confidence from --params
     intro, _, dialogue = result.stdout.partition("\n")
