@@ -307,7 +307,9 @@ def test_the_model_section_has_every_model_config_field_but_the_tokenizers_vocab
 def test_read_params_reads_each_section_once_and_checks_the_model_shape(tmp_path, monkeypatch):
     read = []
     load_params = utils.load_params
-    monkeypatch.setattr(utils, "load_params", lambda section, path: read.append(section) or load_params(section, path))
+    monkeypatch.setattr(
+        utils, "load_params", lambda section, path, known: read.append(section) or load_params(section, path, known)
+    )
     params, config = train.read_params(str(write_params(tmp_path / "params.yaml")))
     assert sorted(read) == ["model", "train"]
     assert params["batch_size"] == 8 and params["bf16"] is False
