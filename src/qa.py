@@ -11,8 +11,11 @@ steps (`answer`): name the source, choosing only among the real ones (SourceTrie
 recite the text the model learned after that header, from the header alone, exactly as it
 learned it (recitation, as in Sun et al. 2023, "Recitation-Augmented Language Models"; a
 model trained with train.recitation false continues after the question and the header
-instead). The model's probability of the source it named is its confidence: too low, and it
-declines. Shared by train, eval and ask.
+instead). Between the two, with eval.recital_weight > 0, the model checks the source it named
+against the question by reciting every section of that article (`check`, src/verify.py).
+Its confidence is the probability of the source it named (checked: of its article, times
+the share of the question its recitation covers): too low, and it declines. Shared by
+train, eval and ask.
 """
 
 from __future__ import annotations
@@ -236,7 +239,7 @@ class SourceTrie:
 class Reply:
     source: str  # the header the answer recites, e.g. "Tiger (Diet):"
     text: str  # the answer after it
-    confidence: float  # the model's probability of that source among all valid ones
+    confidence: float  # the model's probability of that source (checked: of its article x coverage)
 
     def shown(self, min_confidence: float, closest: list[str]) -> str:
         """What a user sees: the answer with its source, or an honest decline."""
@@ -301,7 +304,7 @@ def recite_headers(
 class Candidate:
     source: str  # a section of the article the model named
     logprob: float  # log P(source | question)
-    coverage: float  # the share of the question's words its recitation covers (verify.coverage)
+    coverage: float  # the share of the question's words its section's recitation covers (verify.coverages)
 
 
 @torch.no_grad()
@@ -323,10 +326,11 @@ def candidates(
     sequences = [prompt + trie.ids[source] for prompt, group in zip(prompts, groups) for source in group]
     logprobs = iter(source_logprobs(model, trie, sequences, batch_size))
     recite_headers(model, tokenizer, trie, [source for group in groups for source in group], memory, max_new_tokens, batch_size)
-    return [
-        [Candidate(source, next(logprobs), verify.coverage(question, f"{source} {memory[source]}")) for source in group]
-        for question, group in zip(questions, groups)
-    ]
+    checked = []
+    for question, group in zip(questions, groups):
+        covered = verify.coverages(question, {source: memory[source] for source in group})
+        checked.append([Candidate(source, next(logprobs), covered[source]) for source in group])
+    return checked
 
 
 def check(

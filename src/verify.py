@@ -10,9 +10,9 @@ rather than Retrieve"). It stays closed book: the only text read is what the mod
 recites, never the articles.
 
 A source's score is the model's log-probability of it plus recital_weight times the share
-of the question's words its recitation covers (`coverage`); the answer's confidence is the
-model's probability of the article times that share, so an answer about words the model
-can't recite is declined.
+of the question's words that the recitation of its section covers (`coverages`); the
+answer's confidence is the model's probability of the article times that share, so an
+answer about words the model can't recite is declined.
 """
 
 from __future__ import annotations
@@ -61,6 +61,31 @@ def coverage(question: str, recitation: str) -> float:
     if not asked:
         return 1.0
     return len(asked & content_words(recitation)) / len(asked)
+
+
+def section_of(source: str) -> str:
+    """The section a passage's header belongs to, its parts together (generate.py splits a
+    long section into parts of 2-4 sentences).
+
+    >>> section_of("Tiger (Diet, part 2):")
+    'Tiger (Diet):'
+    """
+    return re.sub(r", part \d+\):$", "):", source)
+
+
+def coverages(question: str, recitations: dict[str, str]) -> dict[str, float]:
+    """The coverage of the question by each source's whole section: its header and
+    recitation together with those of the other parts of that section. The parts of a
+    section share what it says: "What does the tiger eat?" is about Tiger (Diet) even where
+    the word "eat" comes only in its part 2.
+
+    >>> coverages("What do tigers eat?", {"Tiger (Diet):": "Tigers hunt deer.", "Tiger (Diet, part 2):": "They eat a lot."})
+    {'Tiger (Diet):': 1.0, 'Tiger (Diet, part 2):': 1.0}
+    """
+    sections: dict[str, str] = {}
+    for source, text in recitations.items():
+        sections[section_of(source)] = f"{sections.get(section_of(source), '')} {source} {text}"
+    return {source: coverage(question, sections[section_of(source)]) for source in recitations}
 
 
 def best_source(logprobs: list[float], coverages: list[float], recital_weight: float) -> int:

@@ -407,7 +407,8 @@ def test_check_picks_a_section_of_the_named_article_by_score(loaded):
         assert {c.source for c in group} == {h for h in headers() if qa.source_title(h) == qa.source_title(reply.source)}
         (plain,) = qa.answer(model, tokenizer, trie, [question], MAX_NEW_TOKENS)  # named, not checked
         assert plain.source == reply.source and memory[reply.source] == plain.text  # the greedy recitation
-        assert all(c.coverage == verify.coverage(question, f"{c.source} {memory[c.source]}") for c in group)
+        covered = verify.coverages(question, {c.source: memory[c.source] for c in group})
+        assert [c.coverage for c in group] == [covered[c.source] for c in group]
         article = sum(math.exp(c.logprob) for c in group)
         for weight in (0.0, 1.0, 1e6):
             (checked,) = qa.check(model, tokenizer, trie, [question], weight, memory, MAX_NEW_TOKENS)
