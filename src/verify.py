@@ -50,16 +50,19 @@ def content_words(text: str) -> set[str]:
 
 def coverage(question: str, recitation: str) -> float:
     """The share of the question's content words that the recitation (header and text)
-    contains; 1.0 for a question with none (nothing to check).
+    contains; 0.0 for a question with none ("???", "what is it"): nothing in it can be
+    checked, so nothing is answered.
 
     >>> coverage("What do koalas eat?", "Koala (Diet): Koalas eat eucalyptus leaves.")
     1.0
     >>> coverage("What does a glorp eat?", "Koala (Diet): Koalas eat eucalyptus leaves.")
     0.5
+    >>> coverage("What is it?", "Koala (Diet): Koalas eat eucalyptus leaves.")
+    0.0
     """
     asked = content_words(question)
     if not asked:
-        return 1.0
+        return 0.0
     return len(asked & content_words(recitation)) / len(asked)
 
 

@@ -668,6 +668,17 @@ def test_ask_with_min_confidence_above_1_declines_and_names_known_topics(trained
     assert topics == list(dict.fromkeys(closest))[:3]
 
 
+def test_ask_declines_a_question_with_nothing_to_check(trained):
+    """No content word ("???", "what is it"): nothing a recitation could cover, so no answer."""
+    world, model_files, _ = trained
+    for question in ("???", "what is it", "the of and"):
+        result = run_ask(
+            "--checkpoint", model_files["checkpoint"], "--params", world["params"], "--min-confidence", "0.01", question
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith("I don't know. The closest topics I know are: "), (question, result.stdout)
+
+
 def test_ask_reads_questions_from_stdin_until_eof(trained, loaded):
     world, model_files, _ = trained
     model, tokenizer, trie = loaded
