@@ -29,7 +29,7 @@ from matplotlib.figure import Figure
 
 from src import utils
 from src.model import MiniTransformer
-from src.qa import END, Candidate, SourceTrie, answer_settings, candidates, check, load_model, name, source_title
+from src.qa import END, Candidate, SourceTrie, answer_settings, candidates, load_model, name, pick, source_title
 from src.tokenizer import Tokenizer
 
 SURE = 0.9  # the pick had at least this probability: the model was sure
@@ -127,11 +127,9 @@ def candidates_table(group: list[Candidate], recital_weight: float, picked: str)
     """One line per section: the model's probability of it, the share of the question's
     words its recitation covers, and the score that picks one (qa.check)."""
     lines = [f"{'p':>7} {'covers':>7} {'score':>7}  source"]
-    for c in sorted(group, key=lambda c: -(c.logprob + recital_weight * c.coverage)):
+    for c in sorted(group, key=lambda c: -c.score(recital_weight)):
         mark = "  <- picked" if c.source == picked else ""
-        lines.append(
-            f"{math.exp(c.logprob):7.3f} {c.coverage:7.0%} {c.logprob + recital_weight * c.coverage:7.2f}  {c.source}{mark}"
-        )
+        lines.append(f"{math.exp(c.logprob):7.3f} {c.coverage:7.0%} {c.score(recital_weight):7.2f}  {c.source}{mark}")
     return "\n".join(lines)
 
 
@@ -203,8 +201,8 @@ def main() -> None:
     how_sure = "step 1's probabilities multiplied"
     if recital_weight > 0 and model.config.recitation:  # as qa.answer does
         memory: dict[str, str] = {}
-        checked = check(model, tokenizer, trie, [args.question], recital_weight, memory, max_new_tokens)[0]
         group = candidates(model, tokenizer, trie, [args.question], memory, max_new_tokens)[0]
+        checked = pick(group, recital_weight)
         print(f"Check the source: each section of '{source_title(reply.source)}', recited and compared with the question")
         print(candidates_table(group, recital_weight, checked.source) + "\n")
         reply, how_sure = checked, "the article's probability times the chosen section's coverage"

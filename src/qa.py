@@ -306,6 +306,10 @@ class Candidate:
     logprob: float  # log P(source | question)
     coverage: float  # the share of the question's words its section's recitation covers (verify.coverages)
 
+    def score(self, recital_weight: float) -> float:
+        """What `check` ranks the sections of an article by."""
+        return self.logprob + recital_weight * self.coverage
+
 
 @torch.no_grad()
 def candidates(
@@ -347,12 +351,15 @@ def check(
     the model's log-probability of each, plus recital_weight times the share of the
     question's words that its recitation covers. The confidence is the model's probability
     of the article (of all its sections) times the chosen section's coverage."""
-    checked = []
-    for group in candidates(model, tokenizer, trie, questions, memory, max_new_tokens, batch_size):
-        best = group[verify.best_source([c.logprob for c in group], [c.coverage for c in group], recital_weight)]
-        article = sum(math.exp(c.logprob) for c in group)
-        checked.append(Reply(best.source, "", min(1.0, article) * best.coverage))
-    return checked
+    groups = candidates(model, tokenizer, trie, questions, memory, max_new_tokens, batch_size)
+    return [pick(group, recital_weight) for group in groups]
+
+
+def pick(group: list[Candidate], recital_weight: float) -> Reply:
+    """The best-scoring section of one article (the first on a tie), with its confidence."""
+    best = max(group, key=lambda c: c.score(recital_weight))
+    article = sum(math.exp(c.logprob) for c in group)
+    return Reply(best.source, "", min(1.0, article) * best.coverage)
 
 
 def is_greedy(sampling: dict) -> bool:

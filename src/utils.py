@@ -7,6 +7,7 @@ from the project, so each can be read (and reused) on its own.
 from __future__ import annotations
 
 import argparse
+import functools
 import glob
 import json
 import math
@@ -366,6 +367,7 @@ def pick_device() -> str:
     return "cpu"
 
 
+@functools.cache  # asked at every training step: the answer does not change
 def bf16_is_fast(device: str) -> bool:
     """Whether bfloat16 autocast pays on this device: CUDA with bf16, or a CPU with native bf16
     instructions (AVX-512 or ARM's). Elsewhere PyTorch emulates bf16 matrix multiplies, which

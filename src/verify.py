@@ -89,10 +89,3 @@ def coverages(question: str, recitations: dict[str, str]) -> dict[str, float]:
     for source, text in recitations.items():
         sections[section_of(source)] = f"{sections.get(section_of(source), '')} {source} {text}"
     return {source: coverage(question, sections[section_of(source)]) for source in recitations}
-
-
-def best_source(logprobs: list[float], coverages: list[float], recital_weight: float) -> int:
-    """The index of the candidate source with the highest logprob + recital_weight * coverage
-    (the first on a tie)."""
-    scores = [lp + recital_weight * c for lp, c in zip(logprobs, coverages, strict=True)]
-    return max(range(len(scores)), key=scores.__getitem__)
