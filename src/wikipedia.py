@@ -32,6 +32,7 @@ import unicodedata
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
@@ -374,17 +375,53 @@ def _download(
 
 
 def _get(session: requests.Session, url: str, headers: dict[str, str], timeout: float) -> tuple[requests.Response, bytes]:
-    """One GET that must be over, body included, within timeout seconds.
+    """One GET that must be over, headers and body, within timeout seconds.
 
     requests' own timeout bounds each socket read, so a server sending a few bytes every
-    second could hold a request open for ever. Here every read of the body may only wait
-    for what is left of the deadline. The body of an answer other than 200 is not read."""
+    second could hold a request open for ever. Here the headers must come by the deadline
+    (`_headers_before`) and every read of the body may only wait for what is left of it.
+    The body of an answer other than 200 is not read."""
     deadline = time.monotonic() + timeout
-    with session.get(url, headers=headers, timeout=timeout, allow_redirects=False, stream=True) as resp:
+    ask = partial(session.get, url, headers=headers, timeout=timeout, allow_redirects=False, stream=True)
+    with _headers_before(ask, deadline) as resp:
         chunks = []
         while resp.status_code == 200 and (chunk := _read_before(resp.raw, deadline)):
             chunks.append(chunk)
         return resp, b"".join(chunks)
+
+
+def _headers_before(ask: Callable[[], requests.Response], deadline: float) -> requests.Response:
+    """ask() (a streamed GET, which returns once the headers are in), given until the deadline.
+
+    requests has no hook inside the header read, so the request runs on a helper thread
+    and we stop waiting for it at the deadline. The helper may go on until the server lets
+    go (each of its reads still ends within `timeout`); it closes the answer it then gets.
+    """
+    done: dict = {}  # "response" or "error" when ask() is over; "abandoned" once we stopped waiting
+    lock, over = threading.Lock(), threading.Event()
+
+    def run() -> None:
+        try:
+            outcome = ("response", ask())
+        except BaseException as err:  # handed to the caller below
+            outcome = ("error", err)
+        with lock:
+            if "abandoned" in done:
+                if outcome[0] == "response":
+                    outcome[1].close()
+                return
+            done[outcome[0]] = outcome[1]
+            over.set()
+
+    threading.Thread(target=run, daemon=True).start()  # daemon: a stuck helper never holds the process open
+    over.wait(max(0.0, deadline - time.monotonic()))
+    with lock:
+        if not over.is_set():
+            done["abandoned"] = True
+            raise urllib3.exceptions.TimeoutError("deadline passed before the headers came")
+    if "error" in done:
+        raise done["error"]
+    return done["response"]
 
 
 def _read_before(raw: urllib3.HTTPResponse, deadline: float) -> bytes:

@@ -3,6 +3,7 @@
 import gzip
 import json
 import re
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -260,6 +261,19 @@ def test_deadline_covers_the_whole_answer(wiki, tmp_path, session):
         fetch(wiki, tmp_path, session, [("weather", "Sleet")], timeout=0.5, max_retries=0)
     assert wiki.answered.wait(5)  # the server notices the client hung up at its next write
     assert 0 < wiki.sent[0] < len(body)
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
+
+
+def test_deadline_covers_the_headers(wiki, tmp_path, session):
+    """Headers dripped 8 bytes every 0.2 s would take over 3 s (each read well within the
+    0.5 s timeout): the deadline ends the request before they are in, and the answer is
+    not cached."""
+    wiki.add("Rime", Reply(body=page("Rime is frost."), drip_headers=0.2))
+    start = time.monotonic()
+    with pytest.raises(wikipedia.FetchError, match=r"^Rime: no whole answer within the 0.5 s deadline from .*, gave up after 1 tries"):
+        fetch(wiki, tmp_path, session, [("weather", "Rime")], timeout=0.5, max_retries=0)
+    assert time.monotonic() - start < 2.0  # the headers alone take over 3 s to come
+    assert wiki.answered.wait(10)  # the helper hangs up when the answer comes at last
     assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
 
 

@@ -52,6 +52,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     drip: float = 0.0  # > 0: the body goes out 8 bytes at a time, this many seconds apart
+    drip_headers: float = 0.0  # > 0: so do the status line and headers
     cut: int | None = None  # send only this many bytes of the body, then close the connection
     content_length: bool = True  # False: no Content-Length; the body ends when the connection closes
 
@@ -117,7 +118,11 @@ class Handler(BaseHTTPRequestHandler):
                 self.send_header("Content-Length", str(len(reply.body)))
             if reply.cut is not None or not reply.content_length:
                 self.send_header("Connection", "close")  # the body ends where the connection does
-            self.end_headers()
+            if reply.drip_headers:  # what end_headers would send at once (http.server's buffer)
+                self.drip(b"".join(self._headers_buffer) + b"\r\n", reply.drip_headers)
+                self._headers_buffer = []
+            else:
+                self.end_headers()
             self.write_body(reply)
         except OSError:  # the client gave up (timeout tests)
             pass
@@ -126,12 +131,18 @@ class Handler(BaseHTTPRequestHandler):
 
     def write_body(self, reply: Reply) -> None:
         body = reply.body[: reply.cut]
-        step = 8 if reply.drip else max(len(body), 1)
-        for start in range(0, len(body), step):
-            self.wfile.write(body[start : start + step])
-            self.fake.sent[-1] += len(body[start : start + step])
-            if reply.drip:  # tests with the sleeps fixture record every time.sleep
-                time.sleep(reply.drip)
+        if reply.drip:
+            self.drip(body, reply.drip)
+        else:
+            self.wfile.write(body)
+            self.fake.sent[-1] += len(body)
+
+    def drip(self, data: bytes, pause: float) -> None:
+        """Write 8 bytes at a time, `pause` seconds apart (tests with the sleeps fixture record every time.sleep)."""
+        for start in range(0, len(data), 8):
+            self.wfile.write(data[start : start + 8])
+            self.fake.sent[-1] += len(data[start : start + 8])
+            time.sleep(pause)
 
     def log_message(self, *args) -> None:
         pass
