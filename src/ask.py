@@ -19,6 +19,7 @@ import torch
 
 from src import utils
 from src.qa import Reply, SourceTrie, answer, answer_settings, closest_sources, load_model, source_title
+from src.recite import recitations_beside
 
 
 def parse_args() -> argparse.Namespace:
@@ -69,8 +70,10 @@ def main() -> None:
     generator.manual_seed(args.seed if args.seed is not None else torch.seed())
     sampling = {"temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p, "generator": generator}
 
+    memory = recitations_beside(args.checkpoint, max_new_tokens)  # else the first question recites them all
+
     def respond(question: str) -> str:
-        reply: Reply = answer(model, tokenizer, trie, [question], max_new_tokens, recital_weight, **sampling)[0]
+        reply: Reply = answer(model, tokenizer, trie, [question], max_new_tokens, recital_weight, memory=memory, **sampling)[0]
         closest = []
         if reply.confidence < min_confidence:
             titles = [source_title(source) for source in closest_sources(model, tokenizer, trie, question)]

@@ -47,6 +47,7 @@ from matplotlib.figure import Figure
 from src import baselines, utils
 from src.model import MiniTransformer
 from src.qa import END, Reply, SourceTrie, answer, answer_settings, load_model, source_header, to_batch
+from src.recite import recitations_beside
 from src.tokenizer import Tokenizer
 
 SYSTEMS = ("model", "closed_book_retrieval", "open_book_retrieval")
@@ -302,12 +303,18 @@ def ask_together(ask: Callable[[list[str]], list[T]], *question_sets: list[dict[
 
 
 def model_replies(
-    model: MiniTransformer, tokenizer: Tokenizer, sources: list[str], inputs: Inputs, max_new_tokens: int, recital_weight: float
+    model: MiniTransformer,
+    tokenizer: Tokenizer,
+    sources: list[str],
+    inputs: Inputs,
+    max_new_tokens: int,
+    recital_weight: float,
+    memory: dict[str, str],
 ) -> Replies:
-    """The model answers the evaluation and validation questions, all in one call (each
-    passage it recites is recited once)."""
+    """The model answers the evaluation and validation questions, all in one call, starting
+    from the recitations in memory (src/recite.py)."""
     trie = SourceTrie(tokenizer, sources)
-    ask = partial(answer, model, tokenizer, trie, max_new_tokens=max_new_tokens, recital_weight=recital_weight)
+    ask = partial(answer, model, tokenizer, trie, max_new_tokens=max_new_tokens, recital_weight=recital_weight, memory=memory)
     sets = ask_together(ask, inputs.test, inputs.natural, inputs.out_of_scope, inputs.val, inputs.calibration)
     return Replies(*sets)
 
@@ -571,7 +578,8 @@ def evaluate(args: argparse.Namespace) -> None:
     max_new_tokens, min_confidence, recital_weight = answer_settings(args.params)
     inputs = read_inputs(args)
     model, tokenizer, sources = load_model(args.checkpoint)
-    replies = model_replies(model, tokenizer, sources, inputs, max_new_tokens, recital_weight)
+    memory = recitations_beside(args.checkpoint, max_new_tokens)
+    replies = model_replies(model, tokenizer, sources, inputs, max_new_tokens, recital_weight, memory)
     retrieved = retrieval_answers(inputs)
     metrics = eval_metrics(inputs, replies, retrieved, answer_nll(model, tokenizer, inputs.test), sources, min_confidence)
     per_domain = natural_per_domain(inputs.natural, replies.natural, retrieved["natural"], min_confidence)

@@ -30,6 +30,7 @@ from matplotlib.figure import Figure
 from src import utils
 from src.model import MiniTransformer
 from src.qa import END, Candidate, SourceTrie, answer_settings, candidates, load_model, name, pick, source_title
+from src.recite import recitations_beside
 from src.tokenizer import Tokenizer
 
 SURE = 0.9  # the pick had at least this probability: the model was sure
@@ -124,12 +125,14 @@ def steps_table(tokenizer: Tokenizer, steps: list[Step]) -> str:
 
 
 def candidates_table(group: list[Candidate], recital_weight: float, picked: str) -> str:
-    """One line per section: the model's probability of it, the share of the question's
-    words its recitation covers, and the score that picks one (qa.check)."""
-    lines = [f"{'p':>7} {'covers':>7} {'score':>7}  source"]
+    """One line per candidate: the model's probability of it, the share of the question's
+    words its section's recitation covers and its passage's, and the score that picks one
+    (qa.check)."""
+    lines = [f"{'p':>7} {'section':>7} {'passage':>7} {'score':>7}  source"]
     for c in sorted(group, key=lambda c: -c.score(recital_weight)):
         mark = "  <- picked" if c.source == picked else ""
-        lines.append(f"{math.exp(c.logprob):7.3f} {c.coverage:7.0%} {c.score(recital_weight):7.2f}  {c.source}{mark}")
+        covers = f"{c.coverage:7.0%} {c.passage_coverage:7.0%}"
+        lines.append(f"{math.exp(c.logprob):7.3f} {covers} {c.score(recital_weight):7.2f}  {c.source}{mark}")
     return "\n".join(lines)
 
 
@@ -200,12 +203,13 @@ def main() -> None:
     print(steps_table(tokenizer, header_steps(naming_logits, prompt, trie.ids[reply.source], trie, args.top)) + "\n")
     how_sure = "step 1's probabilities multiplied"
     if recital_weight > 0 and model.config.recitation:  # as qa.answer does
-        memory: dict[str, str] = {}
+        memory = recitations_beside(args.model, max_new_tokens)
         group = candidates(model, tokenizer, trie, [args.question], memory, max_new_tokens)[0]
         checked = pick(group, recital_weight)
-        print(f"Check the source: each section of '{source_title(reply.source)}', recited and compared with the question")
+        articles = " and ".join(f"'{a}'" for a in dict.fromkeys(source_title(c.source) for c in group))
+        print(f"Check the source: each section of {articles} (named; best covered), recited and compared with the question")
         print(candidates_table(group, recital_weight, checked.source) + "\n")
-        reply, how_sure = checked, "the article's probability times the chosen section's coverage"
+        reply, how_sure = checked, "the square root of the article's probability times the chosen section's coverage"
     header = trie.ids[reply.source]
     context = header if model.config.recitation else prompt + header  # what the text follows (qa.answer)
     text = model.generate(context, max_new_tokens, stop_id=end)

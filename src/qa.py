@@ -12,10 +12,10 @@ recite the text the model learned after that header, from the header alone, exac
 learned it (recitation, as in Sun et al. 2023, "Recitation-Augmented Language Models"; a
 model trained with train.recitation false continues after the question and the header
 instead). Between the two, with eval.recital_weight > 0, the model checks the source it named
-against the question by reciting every section of that article (`check`, src/verify.py).
-Its confidence is the probability of the source it named (checked: of its article, times
-the share of the question its recitation covers): too low, and it declines. Shared by
-train, eval and ask.
+against the question by what it recites from every source it knows (`check`, src/verify.py).
+Its confidence is the probability of the source it named (checked: the square root of its
+article's, times the share of the question its recitation covers): too low, and it
+declines. Shared by train, eval and ask.
 """
 
 from __future__ import annotations
@@ -258,6 +258,7 @@ def answer(
     max_new_tokens: int,
     recital_weight: float = 0.0,
     batch_size: int = 64,
+    memory: dict[str, str] | None = None,
     **sampling,
 ) -> list[Reply]:
     """Answer many questions in two steps, as the model was taught:
@@ -268,8 +269,10 @@ def answer(
          model trained with train.recitation false (model.config.recitation) continues after
          the question and the header instead, as its Q&A pairs taught it (and is not checked).
     Up to batch_size questions are decoded together (BatchDecoder); each answer is the one it
-    would get alone (a test checks it)."""
-    memory: dict[str, str] = {}  # the greedy recitation of each header recited so far
+    would get alone (a test checks it). `memory` holds the greedy recitation of each header
+    recited so far (at this max_new_tokens): pass one to keep them from call to call, or one
+    read from models/recitations.json (src/recite.py)."""
+    memory = {} if memory is None else memory
     if recital_weight > 0 and model.config.recitation:
         named = check(model, tokenizer, trie, questions, recital_weight, memory, max_new_tokens, batch_size)
     else:
@@ -300,15 +303,19 @@ def recite_headers(
     memory.update(zip(new, texts))
 
 
+PASSAGE_WEIGHT = 0.25  # a passage's own coverage counts this much beside its section's (chosen on validation)
+
+
 @dataclass
 class Candidate:
-    source: str  # a section of the article the model named
+    source: str  # a section of an article the check reads (`candidates`)
     logprob: float  # log P(source | question)
-    coverage: float  # the share of the question's words its section's recitation covers (verify.coverages)
+    coverage: float  # the share of the question's words its section's recitation covers (verify.Recitations)
+    passage_coverage: float  # the share its own passage's recitation covers
 
     def score(self, recital_weight: float) -> float:
-        """What `check` ranks the sections of an article by."""
-        return self.logprob + recital_weight * self.coverage
+        """What `check` ranks the candidates by."""
+        return self.logprob + recital_weight * (self.coverage + PASSAGE_WEIGHT * self.passage_coverage)
 
 
 @torch.no_grad()
@@ -321,20 +328,21 @@ def candidates(
     max_new_tokens: int,
     batch_size: int = 64,
 ) -> list[list[Candidate]]:
-    """Every section of the article each question's source names (`name`), with the model's
-    log-probability of it and its recitation's coverage of the question (recitations go to
-    memory)."""
+    """Every section of two articles per question: the one its source names (`name`) and the
+    one whose recitation covers the question best, with the model's log-probability of each
+    and its recitation's coverage of the question. The model recites every source it knows
+    (into memory, once: a memory read from models/recitations.json already holds them)."""
+    recite_headers(model, tokenizer, trie, trie.sources, memory, max_new_tokens, batch_size)
+    recited = verify.Recitations({source: memory[source] for source in trie.sources})
     named = name(model, tokenizer, trie, questions, batch_size)
+    groups = []
+    for question, reply in zip(questions, named):
+        articles = dict.fromkeys(source_title(s) for s in (reply.source, recited.best_covered(question)))
+        groups.append([trie.sources[i] for article in articles for i in trie.sections_of[article]])
     prompts = [trie.prompt(tokenizer, q, model.config.max_seq_len) for q in questions]
-    groups = [[trie.sources[i] for i in trie.sections_of[source_title(reply.source)]] for reply in named]
     sequences = [prompt + trie.ids[source] for prompt, group in zip(prompts, groups) for source in group]
     logprobs = iter(source_logprobs(model, trie, sequences, batch_size))
-    recite_headers(model, tokenizer, trie, [source for group in groups for source in group], memory, max_new_tokens, batch_size)
-    checked = []
-    for question, group in zip(questions, groups):
-        covered = verify.coverages(question, {source: memory[source] for source in group})
-        checked.append([Candidate(source, next(logprobs), covered[source]) for source in group])
-    return checked
+    return [[Candidate(s, next(logprobs), *recited.coverage(q, s)) for s in group] for q, group in zip(questions, groups)]
 
 
 def check(
@@ -347,19 +355,21 @@ def check(
     max_new_tokens: int,
     batch_size: int = 64,
 ) -> list[Reply]:
-    """Pick each question's source among the sections of the article it names (verify.py):
-    the model's log-probability of each, plus recital_weight times the share of the
-    question's words that its recitation covers. The confidence is the model's probability
-    of the article (of all its sections) times the chosen section's coverage."""
+    """Pick each question's source among its candidates (verify.py): the model's
+    log-probability of each, plus recital_weight times the share of the question's words
+    that its recitation covers (its section's, and a quarter of its passage's)."""
     groups = candidates(model, tokenizer, trie, questions, memory, max_new_tokens, batch_size)
     return [pick(group, recital_weight) for group in groups]
 
 
 def pick(group: list[Candidate], recital_weight: float) -> Reply:
-    """The best-scoring section of one article (the first on a tie), with its confidence."""
+    """The best-scoring candidate (the first on a tie), with its confidence: the square root
+    of the model's probability of its article (of all its sections) times its section's
+    coverage (the square root, chosen on validation, lets a well-covered section of an
+    article the model did not name be answered)."""
     best = max(group, key=lambda c: c.score(recital_weight))
-    article = sum(math.exp(c.logprob) for c in group)
-    return Reply(best.source, "", min(1.0, article) * best.coverage)
+    article = sum(math.exp(c.logprob) for c in group if source_title(c.source) == source_title(best.source))
+    return Reply(best.source, "", math.sqrt(min(1.0, article)) * best.coverage)
 
 
 def is_greedy(sampling: dict) -> bool:

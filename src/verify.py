@@ -9,10 +9,14 @@ about (Sun et al. 2023, "Recitation-Augmented Language Models"; Yu et al. 2023, 
 rather than Retrieve"). It stays closed book: the only text read is what the model itself
 recites, never the articles.
 
-A source's score is the model's log-probability of it plus recital_weight times the share
-of the question's words that the recitation of its section covers (`coverages`); the
-answer's confidence is the model's probability of the article times that share, so an
-answer about words the model can't recite is declined.
+The check reads every recitation: the candidates are the sections of the article the model
+named and of the article whose recitation covers the question best (the model often names
+a wrong article for a question that names no subject: "Which organ makes insulin?"). A
+source's score is the model's log-probability of it plus recital_weight times the share of
+the question's words that the recitation of its section covers, and a quarter of that
+weight times the share its own passage covers (`Recitations`); the answer's confidence is
+the square root of the model's probability of the article times the section's share, so
+an answer about words the model can't recite is declined.
 """
 
 from __future__ import annotations
@@ -76,16 +80,38 @@ def section_of(source: str) -> str:
     return re.sub(r", part \d+\):$", "):", source)
 
 
-def coverages(question: str, recitations: dict[str, str]) -> dict[str, float]:
-    """The coverage of the question by each source's whole section: its header and
-    recitation together with those of the other parts of that section. The parts of a
-    section share what it says: "What does the tiger eat?" is about Tiger (Diet) even where
-    the word "eat" comes only in its part 2.
+class Recitations:
+    """What the model recites from each header, as the content words of each passage (its
+    header and recitation) and of each section (its parts together): what the check reads.
 
-    >>> coverages("What do tigers eat?", {"Tiger (Diet):": "Tigers hunt deer.", "Tiger (Diet, part 2):": "They eat a lot."})
-    {'Tiger (Diet):': 1.0, 'Tiger (Diet, part 2):': 1.0}
+    The parts of a section share what it says, so a section's coverage of a question counts
+    the words of all its parts ("What does the tiger eat?" is about Tiger (Diet) even where
+    the word "eat" comes only in its part 2); the passage's own coverage then tells its parts
+    apart ("How tall is Mount Everest?": the part that gives the height).
+
+    >>> recited = Recitations({"Tiger (Diet):": "Tigers hunt deer.", "Tiger (Diet, part 2):": "They eat a lot."})
+    >>> recited.coverage("What do tigers eat?", "Tiger (Diet):")
+    (1.0, 0.5)
+    >>> recited.best_covered("What do tigers eat?")
+    'Tiger (Diet):'
     """
-    sections: dict[str, str] = {}
-    for source, text in recitations.items():
-        sections[section_of(source)] = f"{sections.get(section_of(source), '')} {source} {text}"
-    return {source: coverage(question, sections[section_of(source)]) for source in recitations}
+
+    def __init__(self, recitations: dict[str, str]):
+        self.passage_words = {source: content_words(f"{source} {text}") for source, text in recitations.items()}
+        self.section_words: dict[str, set[str]] = {}
+        for source, words in self.passage_words.items():
+            self.section_words[section_of(source)] = self.section_words.get(section_of(source), set()) | words
+
+    def coverage(self, question: str, source: str) -> tuple[float, float]:
+        """The share of the question's content words that the source's section contains, and
+        that the passage itself contains; (0.0, 0.0) for a question with none (see `coverage`)."""
+        asked = content_words(question)
+        if not asked:
+            return 0.0, 0.0
+        section, passage = self.section_words[section_of(source)], self.passage_words[source]
+        return len(asked & section) / len(asked), len(asked & passage) / len(asked)
+
+    def best_covered(self, question: str) -> str:
+        """The source whose section covers the question best (the first such on a tie)."""
+        asked = content_words(question)
+        return max(self.passage_words, key=lambda source: len(asked & self.section_words[section_of(source)]))

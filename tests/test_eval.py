@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from src import baselines, qa, utils, verify
 from src import evaluate as eval_stage
 from src.model import MiniTransformer, ModelConfig
+from src.recite import recitations_beside
 
 METRICS = {"rougeL_f1", "token_f1", "exact_match"}
 SYSTEMS = {"model", "closed_book_retrieval", "open_book_retrieval"}
@@ -397,24 +398,27 @@ def test_source_logprobs_are_the_header_logprobs_by_hand(loaded):
         assert scored == pytest.approx(by_hand, abs=1e-4)
 
 
-def test_check_picks_a_section_of_the_named_article_by_score(loaded):
+def test_check_picks_among_the_named_and_the_best_covered_article_by_score(loaded):
     model, tokenizer, trie = loaded
     questions = ["What does the tiger eat?", "Where do tigers live?", "How many moons orbit Mars?", "What does a glorp eat?"]
     named = qa.name(model, tokenizer, trie, questions)
     memory: dict[str, str] = {}
     groups = qa.candidates(model, tokenizer, trie, questions, memory, MAX_NEW_TOKENS)
+    assert set(memory) == set(headers())  # the model recited every source it knows
+    recited = verify.Recitations(memory)
     for question, reply, group in zip(questions, named, groups):
-        assert {c.source for c in group} == {h for h in headers() if qa.source_title(h) == qa.source_title(reply.source)}
+        best_covered = max(headers(), key=lambda h: recited.coverage(question, h)[0])  # the first on a tie
+        articles = {qa.source_title(reply.source), qa.source_title(best_covered)}
+        assert {c.source for c in group} == {h for h in headers() if qa.source_title(h) in articles}
         (plain,) = qa.answer(model, tokenizer, trie, [question], MAX_NEW_TOKENS)  # named, not checked
         assert plain.source == reply.source and memory[reply.source] == plain.text  # the greedy recitation
-        covered = verify.coverages(question, {c.source: memory[c.source] for c in group})
-        assert [c.coverage for c in group] == [covered[c.source] for c in group]
-        article = sum(math.exp(c.logprob) for c in group)
+        assert [(c.coverage, c.passage_coverage) for c in group] == [recited.coverage(question, c.source) for c in group]
         for weight in (0.0, 1.0, 1e6):
             (checked,) = qa.check(model, tokenizer, trie, [question], weight, memory, MAX_NEW_TOKENS)
-            best = max(group, key=lambda c: c.logprob + weight * c.coverage)
+            best = max(group, key=lambda c: c.logprob + weight * (c.coverage + c.passage_coverage / 4))
+            article = sum(math.exp(c.logprob) for c in group if qa.source_title(c.source) == qa.source_title(best.source))
             assert checked.source == best.source
-            assert checked.confidence == pytest.approx(min(1.0, article) * best.coverage, abs=1e-6)
+            assert checked.confidence == pytest.approx(math.sqrt(min(1.0, article)) * best.coverage, abs=1e-6)
         (by_coverage,) = qa.check(model, tokenizer, trie, [question], 1e6, memory, MAX_NEW_TOKENS)
         assert by_coverage.source in [c.source for c in group if c.coverage == max(c.coverage for c in group)]
 
@@ -666,6 +670,41 @@ def test_ask_with_min_confidence_above_1_declines_and_names_known_topics(trained
     assert set(topics) <= TITLES
     closest = [s.rsplit(" (", 1)[0] for s in qa.closest_sources(model, tokenizer, trie, question)]
     assert topics == list(dict.fromkeys(closest))[:3]
+
+
+def test_recite_stage_writes_what_the_model_recites_and_ask_reads_it(trained, loaded, tmp_path):
+    """models/recitations.json holds every source's greedy recitation, each the one it gets
+    alone; ask.py reads the file beside its checkpoint (the same answers as reciting afresh),
+    and ignores one made by another checkpoint or at another max_new_tokens."""
+    world, model_files, _ = trained
+    model, tokenizer, trie = loaded
+    checkpoint = tmp_path / "model.pt"
+    checkpoint.write_bytes(Path(model_files["checkpoint"]).read_bytes())
+    cmd = [sys.executable, "-m", "src.recite", "--checkpoint", checkpoint, "--output", tmp_path / "recitations.json"]
+    result = subprocess.run([*map(str, cmd), "--params", world["params"]], cwd=REPO, capture_output=True, text=True, env=ENV)
+    assert result.returncode == 0, result.stderr
+    written = json.loads((tmp_path / "recitations.json").read_text())
+    recited = written["recitations"]
+    assert list(recited) == headers() and written["max_new_tokens"] == MAX_NEW_TOKENS
+    for header in headers()[::7]:
+        assert recited[header] == qa.recite(model, tokenizer, [trie.ids[header]], MAX_NEW_TOKENS)[0]
+    assert recitations_beside(checkpoint, MAX_NEW_TOKENS) == recited
+    assert recitations_beside(checkpoint, MAX_NEW_TOKENS + 1) == {}  # another max_new_tokens: recite afresh
+
+    questions = ["What does the tiger eat?", "How many moons orbit Mars?"]
+    ask = ["--checkpoint", checkpoint, "--params", world["params"], "--min-confidence", "0"]
+    with_file = [run_ask(*ask, q).stdout for q in questions]
+    (tmp_path / "recitations.json").unlink()
+    assert [run_ask(*ask, q).stdout for q in questions] == with_file  # recited afresh: the same answers
+    tampered = written | {"recitations": {h: f"tampered {t}" for h, t in recited.items()}}
+    (tmp_path / "recitations.json").write_text(json.dumps(tampered))
+    assert all(run_ask(*ask, q).stdout.split(": ", 1)[1].startswith("tampered ") for q in questions)  # read, not recited
+    (tmp_path / "recitations.json").write_text(json.dumps(tampered | {"checkpoint_sha256": "0" * 64}))
+    assert [run_ask(*ask, q).stdout for q in questions] == with_file  # another checkpoint's: ignored
+    (tmp_path / "recitations.json").write_text('{"format": "minillm-recitations", "recitations": [1]}')
+    bad = run_ask(*ask, questions[0])
+    assert bad.returncode == 1
+    assert bad.stderr == f"error: {tmp_path / 'recitations.json'}: key 'recitations' must map source headers to texts\n"
 
 
 def test_ask_declines_a_question_with_nothing_to_check(trained):

@@ -20,6 +20,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT_FILES = ["src", "corpus", "evalsets", "calibration", "params.yaml", "dvc.yaml", ".dvc/config", ".dvcignore", ".gitignore"]
+STAGES = ("fetch", "generate", "split", "tokenizer", "train", "recite", "eval")  # the stages before report, in order
 
 
 def run(cmd: list[str], cwd: Path) -> str:
@@ -63,7 +64,7 @@ def project(tmp_path_factory) -> Path:
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-q", "-m", "the project as cloned"], repo)  # DVCLive logs to a commit
     out = dvc("repro", cwd=repo)
-    for stage in ("fetch", "generate", "split", "tokenizer", "train", "eval", "report"):
+    for stage in (*STAGES, "report"):
         assert f"Running stage '{stage}'" in out
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-q", "-m", "baseline run"], repo)
@@ -152,7 +153,7 @@ def test_second_repro_is_a_no_op(project: Path):
     assert "up to date" in dvc("status", cwd=project)
 
 
-def test_params_change_reruns_only_train_and_eval(project: Path):
+def test_params_change_reruns_only_train_and_what_follows(project: Path):
     params_file = project / "params.yaml"
     original = params_file.read_text()
     params = yaml.safe_load(original)
@@ -160,10 +161,8 @@ def test_params_change_reruns_only_train_and_eval(project: Path):
     params_file.write_text(yaml.safe_dump(params, sort_keys=False))
     try:
         out = dvc("repro", cwd=project)
-        ran = {
-            stage for stage in ("fetch", "generate", "split", "tokenizer", "train", "eval") if f"Running stage '{stage}'" in out
-        }
-        assert ran == {"train", "eval"}
+        ran = {stage for stage in STAGES if f"Running stage '{stage}'" in out}
+        assert ran == {"train", "recite", "eval"}
         assert "metrics/eval.json" in dvc("metrics", "diff", cwd=project)
     finally:
         params_file.write_text(original)
@@ -177,9 +176,7 @@ def test_editing_one_stage_reruns_only_that_stage(project: Path):
     code.write_text(original + "# an edit that changes nothing\n")
     try:
         out = dvc("repro", cwd=project)
-        ran = {
-            stage for stage in ("fetch", "generate", "split", "tokenizer", "train", "eval") if f"Running stage '{stage}'" in out
-        }
+        ran = {stage for stage in STAGES if f"Running stage '{stage}'" in out}
         assert ran == {"split"}
     finally:
         code.write_text(original)

@@ -270,7 +270,9 @@ def test_deadline_covers_the_headers(wiki, tmp_path, session):
     not cached."""
     wiki.add("Rime", Reply(body=page("Rime is frost."), drip_headers=0.2))
     start = time.monotonic()
-    with pytest.raises(wikipedia.FetchError, match=r"^Rime: no whole answer within the 0.5 s deadline from .*, gave up after 1 tries"):
+    with pytest.raises(
+        wikipedia.FetchError, match=r"^Rime: no whole answer within the 0.5 s deadline from .*, gave up after 1 tries"
+    ):
         fetch(wiki, tmp_path, session, [("weather", "Rime")], timeout=0.5, max_retries=0)
     assert time.monotonic() - start < 2.0  # the headers alone take over 3 s to come
     assert wiki.answered.wait(10)  # the helper hangs up when the answer comes at last
