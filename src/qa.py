@@ -472,20 +472,26 @@ def source_logprobs(model: MiniTransformer, trie: SourceTrie, sequences: list[li
     def run(group: list[list[int]]) -> list[float]:
         width = max(len(s) for s in group)
         ids = torch.tensor([s + [0] * (width - len(s)) for s in group], device=model.tok_emb.weight.device)
-        logits = model(ids).float()  # causal: the padding on the right changes nothing before it
-        results = []
-        for row, sequence in zip(logits, group):
-            start = trie.header_start(sequence)
-            node, total = trie.root, 0.0
-            for position in range(start, len(sequence)):
-                allowed = trie.allowed(node)
-                token = sequence[position]
-                total += float(row[position - 1, allowed].log_softmax(-1)[allowed.index(token)])
-                node = node[token]
-            results.append(total)
-        return results
+        headers = [s[trie.header_start(s) :] for s in group]
+        before_header = torch.zeros_like(ids, dtype=torch.bool)  # the positions that predict a header token
+        for row, (sequence, header) in enumerate(zip(group, headers)):
+            before_header[row, len(sequence) - len(header) - 1 : len(sequence) - 1] = True
+        logits = model(ids, only=before_header).float()  # causal: the padding on the right changes nothing before it
+        rows = logits.split([len(header) for header in headers])
+        return [trie_logprob(trie, row, header) for row, header in zip(rows, headers)]
 
     return in_batches(sequences, batch_size, run)
+
+
+def trie_logprob(trie: SourceTrie, logits: torch.Tensor, header: list[int]) -> float:
+    """log P(header) from the logits before each of its tokens, (len(header), vocab_size):
+    each token's probability renormalised over the tokens the trie allows there."""
+    node, total = trie.root, 0.0
+    for row, token in zip(logits, header):
+        allowed = trie.allowed(node)
+        total += float(row[allowed].log_softmax(-1)[allowed.index(token)])
+        node = node[token]
+    return total
 
 
 def recite(model: MiniTransformer, tokenizer: Tokenizer, contexts: list[list[int]], max_new_tokens: int, **sampling) -> list[str]:

@@ -101,6 +101,7 @@ class Recitations:
         self.section_words: dict[str, set[str]] = {}
         for source, words in self.passage_words.items():
             self.section_words[section_of(source)] = self.section_words.get(section_of(source), set()) | words
+        self.sections = [(source, self.section_words[section_of(source)]) for source in self.passage_words]
 
     def coverage(self, question: str, source: str) -> tuple[float, float]:
         """The share of the question's content words that the source's section contains, and
@@ -114,4 +115,4 @@ class Recitations:
     def best_covered(self, question: str) -> str:
         """The source whose section covers the question best (the first such on a tie)."""
         asked = content_words(question)
-        return max(self.passage_words, key=lambda source: len(asked & self.section_words[section_of(source)]))
+        return max(self.sections, key=lambda pair: len(asked & pair[1]))[0]
