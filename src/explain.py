@@ -29,7 +29,7 @@ from matplotlib.figure import Figure
 
 from src import utils
 from src.model import MiniTransformer
-from src.qa import END, Candidate, SourceTrie, answer_settings, candidates, load_model, name, pick, source_title
+from src.qa import END, Candidate, SourceTrie, answer_settings, candidates, load_model, name, pick, precision, source_title
 from src.recite import recitations_beside
 from src.tokenizer import Tokenizer
 
@@ -80,7 +80,8 @@ def look_inside(model: MiniTransformer, ids: list[int]) -> tuple[torch.Tensor, t
     for block in model.blocks:
         block.attn.watch = lambda weights: seen.append(weights[0])
     try:
-        logits = model(torch.tensor([ids], device=model.tok_emb.weight.device))[0].float()
+        with precision(model):  # as qa answers
+            logits = model(torch.tensor([ids], device=model.tok_emb.weight.device))[0].float()
     finally:
         for block in model.blocks:
             block.attn.watch = None
@@ -212,7 +213,8 @@ def main() -> None:
         reply, how_sure = checked, "the square root of the article's probability times the chosen section's coverage"
     header = trie.ids[reply.source]
     context = header if model.config.recitation else prompt + header  # what the text follows (qa.answer)
-    text = model.generate(context, max_new_tokens, stop_id=end)
+    with precision(model):
+        text = model.generate(context, max_new_tokens, stop_id=end)
     reciting_logits, reciting_attention = look_inside(model, context + text)
     recited = text_steps(reciting_logits, context, text, end, args.top)
     seen = "from the header alone" if model.config.recitation else "the question before it (trained with recitation off)"

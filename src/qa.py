@@ -388,6 +388,14 @@ def name(
     return [Reply(trie.sources[index], "", math.exp(logprob)) for index, logprob in named]
 
 
+def precision(model: MiniTransformer) -> torch.autocast:
+    """Answer in bfloat16 where the device computes it fast (utils.bf16_is_fast), as the model
+    trained: twice as fast here, the same figures to within a point (experiments run 37);
+    float32 elsewhere. Every forward pass of answering runs under it, so eval, ask.py and
+    explain.py agree."""
+    return utils.autocast(model.tok_emb.weight.device.type)
+
+
 def in_batches(sequences: list[list[int]], batch_size: int, run) -> list:
     """run(batch) on groups of at most batch_size sequences, shortest first (so a batch pads
     little); the results in input order."""
@@ -418,7 +426,8 @@ class BatchDecoder:
         self.segments = torch.where(columns < pads[:, None], -1, 0)  # -1: padding
         positions = (columns - pads[:, None]).clamp(min=0)
         self.cache: list = []
-        self.logits = model(ids, cache=self.cache, positions=positions, segments=self.segments)[:, -1].float()
+        with precision(model):
+            self.logits = model(ids, cache=self.cache, positions=positions, segments=self.segments)[:, -1].float()
         self.next_positions = positions[:, -1:] + 1
 
     def advance(self, rows: list[int], next_ids: list[int]) -> None:
@@ -429,7 +438,9 @@ class BatchDecoder:
             return
         self.segments = torch.cat([self.segments, torch.zeros_like(self.next_positions)], dim=1)
         ids = torch.tensor(next_ids, device=self.segments.device).unsqueeze(1)
-        self.logits = self.model(ids, cache=self.cache, positions=self.next_positions, segments=self.segments)[:, -1].float()
+        with precision(self.model):
+            logits = self.model(ids, cache=self.cache, positions=self.next_positions, segments=self.segments)
+        self.logits = logits[:, -1].float()
         self.next_positions = self.next_positions + 1
 
     def keep(self, rows: list[int]) -> None:
@@ -476,7 +487,8 @@ def source_logprobs(model: MiniTransformer, trie: SourceTrie, sequences: list[li
         before_header = torch.zeros_like(ids, dtype=torch.bool)  # the positions that predict a header token
         for row, (sequence, header) in enumerate(zip(group, headers)):
             before_header[row, len(sequence) - len(header) - 1 : len(sequence) - 1] = True
-        logits = model(ids, only=before_header).float()  # causal: the padding on the right changes nothing before it
+        with precision(model):
+            logits = model(ids, only=before_header).float()  # causal: the padding on the right changes nothing before it
         rows = logits.split([len(header) for header in headers])
         return [trie_logprob(trie, row, header) for row, header in zip(rows, headers)]
 
@@ -529,7 +541,8 @@ def closest_sources(model: MiniTransformer, tokenizer: Tokenizer, trie: SourceTr
     finished: list[tuple[float, int]] = []
     while beams:
         ids = torch.tensor([prompt + tokens for _, tokens, _ in beams])
-        logprobs = model(ids)[:, -1].float().log_softmax(-1)
+        with precision(model):
+            logprobs = model(ids)[:, -1].float().log_softmax(-1)
         candidates = []
         for (score, tokens, node), row in zip(beams, logprobs):
             allowed = trie.allowed(node)

@@ -7,8 +7,9 @@ knows (qa.check), about 1,800 recitations. A greedy recitation depends on its he
 so it is the same for every question: this stage recites each once and writes them to
 models/recitations.json, and eval, ask.py and explain.py start from that file instead of
 reciting them all again (the answers are the same either way; a test checks it). The file
-names the checkpoint it was recited by (its SHA-256) and eval.max_new_tokens: a file that
-does not match is ignored, and the model recites afresh. It is the model's own text, never
+names the checkpoint it was recited by (its SHA-256), eval.max_new_tokens and whether it was
+recited in bfloat16 (qa.precision): a file that does not match is ignored, and the model
+recites afresh. It is the model's own text, never
 the articles': answering stays closed book.
 """
 
@@ -40,13 +41,16 @@ def read_recitations(path: str | Path, checkpoint: str | Path, max_new_tokens: i
     try:
         data = json.loads(utils.read_text(path))
     except json.JSONDecodeError as err:
-        raise utils.UserError(f"{path}: not JSON ({err.msg}, line {err.lineno})") from None
+        raise utils.UserError(f"{path}:{err.lineno}: invalid JSON ({err.msg})") from None
+    except RecursionError:
+        raise utils.UserError(f"{path}: invalid JSON (nested too deeply)") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise utils.UserError(f"{path}: not a {FORMAT} file")
     recitations = data.get("recitations")
     if not isinstance(recitations, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in recitations.items()):
         raise utils.UserError(f"{path}: key 'recitations' must map source headers to texts")
-    if data.get("checkpoint_sha256") != file_sha256(checkpoint) or data.get("max_new_tokens") != max_new_tokens:
+    made = (data.get("checkpoint_sha256"), data.get("max_new_tokens"), data.get("bf16"))
+    if made != (file_sha256(checkpoint), max_new_tokens, utils.bf16_is_fast(utils.pick_device())):
         return {}
     return recitations
 
@@ -72,6 +76,7 @@ def run(args: argparse.Namespace) -> None:
         "format": FORMAT,
         "checkpoint_sha256": file_sha256(args.checkpoint),
         "max_new_tokens": max_new_tokens,
+        "bf16": utils.bf16_is_fast(utils.pick_device()),  # recited in bfloat16 (qa.precision)
         "recitations": recitations,
     }
     utils.write_json(args.output, data)

@@ -234,12 +234,6 @@ def make_optimizer(model: MiniTransformer, params: dict) -> torch.optim.AdamW:
     return torch.optim.AdamW(groups, lr=params["lr"], betas=(0.9, 0.95), fused=True)
 
 
-def autocast(device: str, enabled: bool) -> torch.autocast:
-    """bfloat16 mixed precision where it helps (utils.bf16_is_fast); a no-op elsewhere."""
-    device_type = "cuda" if device == "cuda" else "cpu"
-    return torch.autocast(device_type, dtype=torch.bfloat16, enabled=enabled and utils.bf16_is_fast(device))
-
-
 def train_step(
     model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: Batch, lr: float, params: dict, device: str
 ) -> float:
@@ -251,7 +245,7 @@ def train_step(
     for group in optimizer.param_groups:
         group["lr"] = lr
     mine = distributed.share(batch)
-    with autocast(device, params["bf16"]):
+    with utils.autocast(device, params["bf16"]):
         loss = batch_loss(model, mine) * (mine[2].sum() / batch[2].sum().clamp(min=1))
     optimizer.zero_grad(set_to_none=True)
     (loss * distributed.world_size()).backward()  # DDP averages the processes' gradients: N times that is their sum
@@ -266,7 +260,7 @@ def evaluate(model: MiniTransformer, batches: list[Batch], device: str, bf16: bo
     model.eval()
     losses = []
     for batch in batches:
-        with autocast(device, bf16):
+        with utils.autocast(device, bf16):
             losses.append(batch_loss(model, batch).item())
     model.train()
     return sum(losses) / len(losses)

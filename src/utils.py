@@ -19,9 +19,12 @@ import tempfile
 from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+if TYPE_CHECKING:  # the data stages never import torch: they start fast
+    import torch
 
 ROOT = Path(__file__).resolve().parent.parent  # the project: where ask.py and explain.py find their default files
 DOMAINS = ("astronomy", "anatomy", "animals", "geography", "chemistry", "weather")
@@ -377,6 +380,15 @@ def bf16_is_fast(device: str) -> bool:
     if device == "cuda":
         return torch.cuda.is_bf16_supported()
     return device == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+def autocast(device: str, enabled: bool = True) -> torch.autocast:
+    """bfloat16 mixed precision where it helps (bf16_is_fast): training, and answering as the
+    model was trained; a no-op elsewhere."""
+    import torch
+
+    device_type = "cuda" if device == "cuda" else "cpu"
+    return torch.autocast(device_type, dtype=torch.bfloat16, enabled=enabled and bf16_is_fast(device))
 
 
 def article_id(domain: str, title: str) -> str:

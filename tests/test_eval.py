@@ -117,10 +117,12 @@ def read_csv(path: Path) -> list[dict]:
 
 @torch.no_grad()
 def header_logprob(model, tokenizer, trie: qa.SourceTrie, question: str, source: str) -> float:
-    """By hand, with one full forward pass (no KV cache): the sum over the header's tokens of
-    log p(token) renormalised over the tokens the trie allows at that point."""
+    """By hand, with one full forward pass (no KV cache) in the precision answering uses: the
+    sum over the header's tokens of log p(token) renormalised over the tokens the trie allows
+    at that point."""
     prompt, tokens = qa.encode_prompt(tokenizer, question), tokenizer.encode(source)
-    logprobs = model(torch.tensor([prompt + tokens[:-1]]))[0].float().log_softmax(-1)
+    with qa.precision(model):
+        logprobs = model(torch.tensor([prompt + tokens[:-1]]))[0].float().log_softmax(-1)
     node, total = trie.root, 0.0
     for j, token in enumerate(tokens):
         allowed = qa.SourceTrie.allowed(node)
@@ -373,7 +375,8 @@ def test_confidence_is_the_product_of_renormalised_header_token_probabilities(lo
     prompt, node, chosen, total = qa.encode_prompt(tokenizer, question), trie.root, [], 0.0
     with torch.no_grad():
         while None not in node:
-            logits = model(torch.tensor([prompt + chosen]))[0, -1].float()
+            with qa.precision(model):
+                logits = model(torch.tensor([prompt + chosen]))[0, -1].float()
             allowed = qa.SourceTrie.allowed(node)
             logprobs = logits.log_softmax(-1)[allowed] - torch.logsumexp(logits.log_softmax(-1)[allowed], dim=0)
             best = int(logprobs.argmax())

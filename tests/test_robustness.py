@@ -146,6 +146,12 @@ NO_CHANGE: Setup = lambda folder: None  # noqa: E731
 # (name, command, setup, fragments of the error line, stdin)
 CASES = [
     # a checkpoint: ask.py and evaluate.py
+    # the recitations beside a checkpoint (src/recite.py): read by ask.py, evaluate.py and explain.py
+    ("recit_not_json", ASK, write("recitations.json", '{"format": '), ["recitations.json:1: invalid JSON"], None),
+    ("recit_deep", ASK, write("recitations.json", "[" * 100_000), ["recitations.json: invalid JSON (nested"], None),
+    ("recit_not_utf8", ASK, write("recitations.json", b'{"format": "\xff"}'), ["recitations.json:1: not UTF-8"], None),
+    ("recit_foreign", ASK, write("recitations.json", '{"a": 1}'), ["recitations.json: not a minillm-recitations"], None),
+    ("recit_folder", ASK, folder_instead("recitations.json"), ["recitations.json: not a regular file"], None),
     ("ckpt_cut_short", ASK, cut("model.pt", 20000), ["model.pt: not a PyTorch checkpoint"], None),
     ("ckpt_text_file", ASK, write("model.pt", "hello\n"), ["model.pt: not a PyTorch checkpoint"], None),
     ("ckpt_empty", ASK, write("model.pt", b""), ["model.pt: not a PyTorch checkpoint"], None),
