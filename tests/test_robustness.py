@@ -151,7 +151,7 @@ CASES = [
     ("recit_deep", ASK, write("recitations.json", "[" * 100_000), ["recitations.json: invalid JSON (nested"], None),
     ("recit_not_utf8", ASK, write("recitations.json", b'{"format": "\xff"}'), ["recitations.json:1: not UTF-8"], None),
     ("recit_foreign", ASK, write("recitations.json", '{"a": 1}'), ["recitations.json: not a minillm-recitations"], None),
-    ("recit_folder", ASK, folder_instead("recitations.json"), ["recitations.json: not a regular file"], None),
+    ("recit_folder", ASK, lambda folder: (folder / "recitations.json").mkdir(), ["recitations.json: not a regular file"], None),
     ("ckpt_cut_short", ASK, cut("model.pt", 20000), ["model.pt: not a PyTorch checkpoint"], None),
     ("ckpt_text_file", ASK, write("model.pt", "hello\n"), ["model.pt: not a PyTorch checkpoint"], None),
     ("ckpt_empty", ASK, write("model.pt", b""), ["model.pt: not a PyTorch checkpoint"], None),
