@@ -239,7 +239,7 @@ class SourceTrie:
 class Reply:
     source: str  # the header the answer recites, e.g. "Tiger (Diet):"
     text: str  # the answer after it
-    confidence: float  # the model's probability of that source (checked: of its article x coverage)
+    confidence: float  # the model's probability of that source (checked: qa.pick's)
 
     def shown(self, min_confidence: float, closest: list[str]) -> str:
         """What a user sees: the answer with its source, or an honest decline."""

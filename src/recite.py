@@ -49,10 +49,15 @@ def read_recitations(path: str | Path, checkpoint: str | Path, max_new_tokens: i
     recitations = data.get("recitations")
     if not isinstance(recitations, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in recitations.items()):
         raise utils.UserError(f"{path}: key 'recitations' must map source headers to texts")
-    made = (data.get("checkpoint_sha256"), data.get("max_new_tokens"), data.get("bf16"))
-    if made != (file_sha256(checkpoint), max_new_tokens, utils.bf16_is_fast(utils.pick_device())):
-        return {}
-    return recitations
+    made = made_by(checkpoint, max_new_tokens)
+    return recitations if {key: data.get(key) for key in made} == made else {}
+
+
+def made_by(checkpoint: str | Path, max_new_tokens: int) -> dict:
+    """What recitations depend on besides the headers: the checkpoint (by SHA-256), the
+    token budget, and the precision they were recited in (qa.precision)."""
+    bf16 = utils.bf16_is_fast(utils.pick_device())
+    return {"checkpoint_sha256": file_sha256(checkpoint), "max_new_tokens": max_new_tokens, "bf16": bf16}
 
 
 def recitations_beside(checkpoint: str | Path, max_new_tokens: int) -> dict[str, str]:
@@ -72,14 +77,7 @@ def run(args: argparse.Namespace) -> None:
     max_new_tokens, _, _ = answer_settings(args.params)
     start = time.perf_counter()
     recitations = recite_all(args.checkpoint, max_new_tokens)
-    data = {
-        "format": FORMAT,
-        "checkpoint_sha256": file_sha256(args.checkpoint),
-        "max_new_tokens": max_new_tokens,
-        "bf16": utils.bf16_is_fast(utils.pick_device()),  # recited in bfloat16 (qa.precision)
-        "recitations": recitations,
-    }
-    utils.write_json(args.output, data)
+    utils.write_json(args.output, {"format": FORMAT, **made_by(args.checkpoint, max_new_tokens), "recitations": recitations})
     print(f"recite: {len(recitations)} passages in {time.perf_counter() - start:.1f}s -> {args.output}")
 
 

@@ -52,24 +52,6 @@ def content_words(text: str) -> set[str]:
     return {stem(w) for w in words if len(w) >= 3 and w not in STOPWORDS}
 
 
-def coverage(question: str, recitation: str) -> float:
-    """The share of the question's content words that the recitation (header and text)
-    contains; 0.0 for a question with none ("???", "what is it"): nothing in it can be
-    checked, so nothing is answered.
-
-    >>> coverage("What do koalas eat?", "Koala (Diet): Koalas eat eucalyptus leaves.")
-    1.0
-    >>> coverage("What does a glorp eat?", "Koala (Diet): Koalas eat eucalyptus leaves.")
-    0.5
-    >>> coverage("What is it?", "Koala (Diet): Koalas eat eucalyptus leaves.")
-    0.0
-    """
-    asked = content_words(question)
-    if not asked:
-        return 0.0
-    return len(asked & content_words(recitation)) / len(asked)
-
-
 def section_of(source: str) -> str:
     """The section a passage's header belongs to, its parts together (generate.py splits a
     long section into parts of 2-4 sentences).
@@ -92,6 +74,10 @@ class Recitations:
     >>> recited = Recitations({"Tiger (Diet):": "Tigers hunt deer.", "Tiger (Diet, part 2):": "They eat a lot."})
     >>> recited.coverage("What do tigers eat?", "Tiger (Diet):")
     (1.0, 0.5)
+    >>> recited.coverage("What does a glorp eat?", "Tiger (Diet, part 2):")
+    (0.5, 0.5)
+    >>> recited.coverage("What is it?", "Tiger (Diet):")
+    (0.0, 0.0)
     >>> recited.best_covered("What do tigers eat?")
     'Tiger (Diet):'
     """
@@ -105,7 +91,8 @@ class Recitations:
 
     def coverage(self, question: str, source: str) -> tuple[float, float]:
         """The share of the question's content words that the source's section contains, and
-        that the passage itself contains; (0.0, 0.0) for a question with none (see `coverage`)."""
+        that the passage itself contains; (0.0, 0.0) for a question with none ("???", "what
+        is it"): nothing in it can be checked, so nothing is answered."""
         asked = content_words(question)
         if not asked:
             return 0.0, 0.0
