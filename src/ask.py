@@ -4,7 +4,8 @@
     python src/ask.py                      # interactive: one question per line, empty line or Ctrl-D quits
 
 The reply opens with the article section the model recalls, e.g. "Comet (Lead): A comet is ...";
-the model can only name a section it learned. When its confidence in that section is below
+the model can only name a section it learned. When its confidence that the answer is right
+(calibrated on validation questions: models/calibration.json, src/calibrate.py) is below
 eval.min_confidence (params.yaml), it says it does not know and names the closest topics it
 does know. Greedy by default (the same answer every time); --temperature, --top-k and
 --top-p sample the answer's text instead (the section is always the likeliest one).
@@ -14,10 +15,12 @@ from __future__ import annotations
 
 import argparse
 import itertools
+from functools import partial
 
 import torch
 
 from src import utils
+from src.calibrate import calibration_beside
 from src.qa import Reply, SourceTrie, answer, answer_settings, closest_sources, load_model, source_title
 from src.recite import recitations_beside
 
@@ -71,9 +74,11 @@ def main() -> None:
     sampling = {"temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p, "generator": generator}
 
     memory = recitations_beside(args.checkpoint, max_new_tokens)  # else the first question recites them all
+    calibration = calibration_beside(args.checkpoint, max_new_tokens, recital_weight)
+    ask = partial(answer, model, tokenizer, trie, max_new_tokens=max_new_tokens, recital_weight=recital_weight)
 
     def respond(question: str) -> str:
-        reply: Reply = answer(model, tokenizer, trie, [question], max_new_tokens, recital_weight, memory=memory, **sampling)[0]
+        reply: Reply = ask([question], memory=memory, calibration=calibration, **sampling)[0]
         closest = []
         if reply.confidence < min_confidence:
             titles = [source_title(source) for source in closest_sources(model, tokenizer, trie, question)]

@@ -15,10 +15,10 @@ Three question sets:
     right if the answer matches its pattern; the model may decline instead;
   - out_of_scope (evalsets/out_of_scope.jsonl): questions the articles can't answer; the
     right behaviour is to decline.
-The model declines when its confidence in the source it would recite is below
-eval.min_confidence; plots/decline_tradeoff.csv shows what each threshold would give, on
-validation data (val split + calibration/out_of_scope.jsonl, where the threshold is
-chosen) and on the evaluation sets. Writes metrics/eval.json (headline numbers),
+The model declines when its confidence, the probability that its answer is right
+(calibrated on validation questions: src/calibrate.py), is below eval.min_confidence;
+plots/decline_tradeoff.csv shows what each threshold would give, on the validation questions
+(where the threshold is chosen, models/calibration.json) and on the evaluation sets. Writes metrics/eval.json (headline numbers),
 metrics/eval_details.json (per domain), metrics/{test,natural}_answers.jsonl and plots/.
 """
 
@@ -45,15 +45,23 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 
 from src import baselines, utils
+from src.calibrate import (
+    THRESHOLDS,
+    declined_share,
+    given_answers,
+    made_for,
+    outcomes,
+    read_calibration,
+    read_natural,
+    read_questions,
+)
 from src.model import MiniTransformer
-from src.qa import END, Reply, SourceTrie, answer, answer_settings, load_model, source_header, to_batch
+from src.qa import END, Calibration, Reply, SourceTrie, answer, answer_settings, load_model, source_header, to_batch
 from src.recite import recitations_beside
 from src.tokenizer import Tokenizer
 
 SYSTEMS = ("model", "closed_book_retrieval", "open_book_retrieval")
 FAITHFUL_ROUGE = 0.8
-THRESHOLDS = [round(0.05 * i, 2) for i in range(21)]
-CALIBRATION_DECLINED = 0.85  # the threshold rule: decline at least this share of calibration's out-of-scope questions
 
 T = TypeVar("T")
 
@@ -146,16 +154,6 @@ def share(flags: list[bool]) -> float:
     return round(sum(flags) / len(flags), 4)
 
 
-def declined_share(replies: list[Reply], threshold: float) -> float:
-    """The share of replies the model declines: those with a confidence below the threshold."""
-    return share([r.confidence < threshold for r in replies])
-
-
-def given_answers(replies: list[Reply], threshold: float) -> list[str | None]:
-    """The answers the model gives, None where it declines."""
-    return [r.text if r.confidence >= threshold else None for r in replies]
-
-
 def right_sources(replies: list[Reply], pairs: list[dict[str, Any]]) -> list[bool]:
     """For each reply to a template question: does it name the source its reference answer comes from?"""
     return [r.source == source_header(p["title"], p["section"]) for r, p in zip(replies, pairs, strict=True)]
@@ -164,14 +162,6 @@ def right_sources(replies: list[Reply], pairs: list[dict[str, Any]]) -> list[boo
 def sentence_count(text: str) -> int:
     """Complete sentences only: a recitation cut off by max_new_tokens does not count its last part."""
     return len([s for s in utils.split_sentences(text) if re.search(r"[.!?]$", s)])
-
-
-def outcomes(answers: list[str | None], patterns: list[str]) -> dict[str, float]:
-    """Shares of right, wrong and declined (None) answers to pattern-checked questions."""
-    right = sum(a is not None and re.search(p, a, re.I) is not None for a, p in zip(answers, patterns, strict=True))
-    declined = sum(a is None for a in answers)
-    n = len(answers)
-    return {"accuracy": round(right / n, 4), "wrong": round((n - right - declined) / n, 4), "declined": round(declined / n, 4)}
 
 
 def faithful_share(answers: list[str], article_sentences: list[str]) -> float:
@@ -219,46 +209,23 @@ class Inputs:
     """What the stage reads besides the model."""
 
     test: list[dict[str, Any]]  # template Q&A pairs of facts training never saw
-    val: list[dict[str, Any]]  # template Q&A pairs of the val split: where the threshold is chosen
     train: list[dict[str, Any]]  # what closed-book retrieval answers from
     natural: list[dict[str, Any]]
     out_of_scope: list[dict[str, Any]]
-    calibration: list[dict[str, Any]]  # out-of-scope questions for choosing the threshold
     articles: list[dict[str, Any]]  # what open-book retrieval answers from, and faithful answers recite
 
 
 def read_inputs(args: argparse.Namespace) -> Inputs:
-    test, val, train = utils.read_pairs(args.test), utils.read_pairs(args.val), utils.read_pairs(args.train)
-    if not test or not val:
-        raise utils.UserError(f"{args.test if not test else args.val}: no pairs")
+    test, train = utils.read_pairs(args.test), utils.read_pairs(args.train)
+    if not test:
+        raise utils.UserError(f"{args.test}: no pairs")
     return Inputs(
         test=test,
-        val=val,
         train=train,
         natural=read_natural(Path(args.natural)),
         out_of_scope=read_questions(Path(args.out_of_scope)),
-        calibration=read_questions(Path(args.calibration)),
         articles=utils.read_articles(Path(args.articles)),
     )
-
-
-def read_natural(folder: Path) -> list[dict[str, Any]]:
-    """The hand-written natural questions, one JSONL file per domain."""
-    check = utils.record_checker({"id": str, "domain": str, "question": str, "article": str, "pattern": str})
-    questions = [q for path in sorted(folder.glob("*.jsonl")) for q in utils.read_jsonl(path, check)]
-    if not questions:
-        raise utils.UserError(f"{folder}: no natural questions (*.jsonl)")
-    for q in questions:
-        try:
-            re.compile(q["pattern"])
-        except re.error as err:
-            raise utils.UserError(f"{folder}: question {q['id']}: bad pattern ({err})") from None
-    return questions
-
-
-def read_questions(path: Path) -> list[dict[str, Any]]:
-    """Out-of-scope questions: any JSONL with a 'question' string per line."""
-    return utils.read_jsonl(path, utils.record_checker({"question": str}))
 
 
 def questions_of(records: list[dict[str, Any]]) -> list[str]:
@@ -281,14 +248,11 @@ def article_sentences(articles: list[dict[str, Any]]) -> list[str]:
 
 @dataclass
 class Replies:
-    """The model's replies to each question set. For val and calibration it only names the
-    source (the threshold is chosen on its confidence alone), so their text is empty."""
+    """The model's replies to each question set."""
 
     test: list[Reply]
     natural: list[Reply]
     out_of_scope: list[Reply]
-    val: list[Reply]
-    calibration: list[Reply]
 
 
 def ask_together(ask: Callable[[list[str]], list[T]], *question_sets: list[dict[str, Any]]) -> list[list[T]]:
@@ -310,13 +274,22 @@ def model_replies(
     max_new_tokens: int,
     recital_weight: float,
     memory: dict[str, str],
+    calibration: Calibration | None,
 ) -> Replies:
-    """The model answers the evaluation and validation questions, all in one call, starting
-    from the recitations in memory (src/recite.py)."""
+    """The model answers the evaluation questions, all in one call, starting from the
+    recitations in memory (src/recite.py), its confidence calibrated (src/calibrate.py)."""
     trie = SourceTrie(tokenizer, sources)
-    ask = partial(answer, model, tokenizer, trie, max_new_tokens=max_new_tokens, recital_weight=recital_weight, memory=memory)
-    sets = ask_together(ask, inputs.test, inputs.natural, inputs.out_of_scope, inputs.val, inputs.calibration)
-    return Replies(*sets)
+    ask = partial(
+        answer,
+        model,
+        tokenizer,
+        trie,
+        max_new_tokens=max_new_tokens,
+        recital_weight=recital_weight,
+        memory=memory,
+        calibration=calibration,
+    )
+    return Replies(*ask_together(ask, inputs.test, inputs.natural, inputs.out_of_scope))
 
 
 def retrieval_answers(inputs: Inputs) -> dict[str, dict[str, list[str]]]:
@@ -423,33 +396,23 @@ def eval_metrics(
 # ---------------------------------------------------------------- choosing the threshold
 
 
-def tradeoff_rows(inputs: Inputs, replies: Replies) -> list[dict[str, float]]:
-    """For each threshold: what declining below it gives, on validation data (where the
-    threshold is chosen) and on the evaluation sets (reported, never tuned on)."""
-    val_right = right_sources(replies.val, inputs.val)
+def tradeoff_rows(inputs: Inputs, replies: Replies, validation: list[dict[str, float]]) -> list[dict[str, float]]:
+    """For each threshold: what declining below it gives on the validation questions (where
+    the threshold is chosen: src/calibrate.py's rows) and on the evaluation sets (reported,
+    never tuned on)."""
     patterns = [q["pattern"] for q in inputs.natural]
     rows = []
-    for t in THRESHOLDS:
+    for t, chosen_on in zip(THRESHOLDS, validation, strict=True):
         natural = outcomes(given_answers(replies.natural, t), patterns)
         rows.append(
             {
-                "threshold": t,
-                "val_right": share([ok and r.confidence >= t for ok, r in zip(val_right, replies.val, strict=True)]),
-                "val_declined": declined_share(replies.val, t),
-                "calibration_declined": declined_share(replies.calibration, t),
+                **chosen_on,
                 "natural_right": natural["accuracy"],
                 "natural_wrong": natural["wrong"],
                 "out_of_scope_declined": declined_share(replies.out_of_scope, t),
             }
         )
     return rows
-
-
-def suggested_threshold(rows: list[dict[str, float]]) -> float:
-    """The rule that picks eval.min_confidence, on validation data only: the lowest
-    threshold that declines at least CALIBRATION_DECLINED of calibration/'s out-of-scope
-    questions (it keeps the most in-scope answers among those)."""
-    return min((r["threshold"] for r in rows if r["calibration_declined"] >= CALIBRATION_DECLINED), default=1.0)
 
 
 # ---------------------------------------------------------------- outputs
@@ -485,7 +448,7 @@ def plot_tradeoff(rows: list[dict[str, float]], min_confidence: float) -> Figure
     thresholds = [r["threshold"] for r in rows]
     for key, style in (
         ("val_right", "-"),
-        ("val_declined", "-"),
+        ("val_wrong", "-"),
         ("calibration_declined", "-"),
         ("natural_right", "--"),
         ("natural_wrong", "--"),
@@ -579,12 +542,15 @@ def evaluate(args: argparse.Namespace) -> None:
     inputs = read_inputs(args)
     model, tokenizer, sources = load_model(args.checkpoint)
     memory = recitations_beside(args.checkpoint, max_new_tokens)
-    replies = model_replies(model, tokenizer, sources, inputs, max_new_tokens, recital_weight, memory)
+    calibration, calibrated = read_calibration(args.calibration, made_for(args.checkpoint, max_new_tokens, recital_weight))
+    if not calibrated:
+        raise utils.UserError(f"{args.calibration}: missing, or made by another checkpoint or settings: python -m src.calibrate")
+    replies = model_replies(model, tokenizer, sources, inputs, max_new_tokens, recital_weight, memory, calibration)
     retrieved = retrieval_answers(inputs)
     metrics = eval_metrics(inputs, replies, retrieved, answer_nll(model, tokenizer, inputs.test), sources, min_confidence)
     per_domain = natural_per_domain(inputs.natural, replies.natural, retrieved["natural"], min_confidence)
-    rows = tradeoff_rows(inputs, replies)
-    suggested = suggested_threshold(rows)
+    rows = tradeoff_rows(inputs, replies, calibrated["validation"])
+    suggested = calibrated["suggested_min_confidence"]
     with utils.atomic_outputs(*outputs):
         utils.write_json(args.metrics, metrics)
         utils.write_json(args.details, {"natural_per_domain": per_domain, "suggested_min_confidence": suggested})
@@ -595,12 +561,11 @@ def evaluate(args: argparse.Namespace) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test", default="data/splits/test.jsonl")
-    parser.add_argument("--val", default="data/splits/val.jsonl")
     parser.add_argument("--train", default="data/splits/train.jsonl")
     parser.add_argument("--articles", default="data/raw/articles.jsonl")
     parser.add_argument("--natural", default="evalsets/natural")
     parser.add_argument("--out-of-scope", default="evalsets/out_of_scope.jsonl")
-    parser.add_argument("--calibration", default="calibration/out_of_scope.jsonl")
+    parser.add_argument("--calibration", default="models/calibration.json", help="src/calibrate.py's")
     parser.add_argument("--checkpoint", default="models/model.pt")
     parser.add_argument("--metrics", default="metrics/eval.json")
     parser.add_argument("--details", default="metrics/eval_details.json")

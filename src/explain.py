@@ -28,8 +28,21 @@ import torch
 from matplotlib.figure import Figure
 
 from src import utils
+from src.calibrate import FEATURES, calibration_beside
 from src.model import MiniTransformer
-from src.qa import END, Candidate, SourceTrie, answer_settings, candidates, load_model, name, pick, precision, source_title
+from src.qa import (
+    END,
+    Candidate,
+    Reply,
+    SourceTrie,
+    answer_settings,
+    candidates,
+    load_model,
+    name,
+    pick,
+    precision,
+    source_title,
+)
 from src.recite import recitations_beside
 from src.tokenizer import Tokenizer
 
@@ -211,6 +224,11 @@ def main() -> None:
         print(f"Check the source: each section of {articles} (named; best covered), recited and compared with the question")
         print(candidates_table(group, recital_weight, checked.source) + "\n")
         reply, how_sure = checked, "the square root of the article's probability times the chosen section's coverage"
+        calibration = calibration_beside(args.model, max_new_tokens, recital_weight)
+        if calibration is not None:  # as qa.answer does
+            evidence = ", ".join(f"{name} {x:.2f}" for name, x in zip(FEATURES, checked.evidence))
+            reply = Reply(checked.source, "", calibration.confidence(checked.evidence), checked.evidence)
+            how_sure = f"the calibrated probability that it is right, from {evidence}: models/calibration.json"
     header = trie.ids[reply.source]
     context = header if model.config.recitation else prompt + header  # what the text follows (qa.answer)
     with precision(model):

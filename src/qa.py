@@ -14,8 +14,9 @@ model trained with train.recitation false continues after the question and the h
 instead). Between the two, with eval.recital_weight > 0, the model checks the source it named
 against the question by what it recites from every source it knows (`check`, src/verify.py).
 Its confidence is the probability of the source it named (checked: the square root of its
-article's, times the share of the question its recitation covers): too low, and it
-declines. Shared by train, eval and ask.
+article's, times the share of the question its recitation covers; with a calibration, the
+probability that the answer is right, learned on validation questions: src/calibrate.py):
+too low, and it declines. Shared by train, eval and ask.
 """
 
 from __future__ import annotations
@@ -239,7 +240,8 @@ class SourceTrie:
 class Reply:
     source: str  # the header the answer recites, e.g. "Tiger (Diet):"
     text: str  # the answer after it
-    confidence: float  # the model's probability of that source (checked: qa.pick's)
+    confidence: float  # the model's probability of that source (checked: qa.pick's, or calibrated)
+    evidence: tuple[float, ...] = ()  # what the check found (qa.pick), what the calibration reads
 
     def shown(self, min_confidence: float, closest: list[str]) -> str:
         """What a user sees: the answer with its source, or an honest decline."""
@@ -259,6 +261,7 @@ def answer(
     recital_weight: float = 0.0,
     batch_size: int = 64,
     memory: dict[str, str] | None = None,
+    calibration: Calibration | None = None,
     **sampling,
 ) -> list[Reply]:
     """Answer many questions in two steps, as the model was taught:
@@ -271,10 +274,13 @@ def answer(
     Up to batch_size questions are decoded together (BatchDecoder); each answer is the one it
     would get alone (a test checks it). `memory` holds the greedy recitation of each header
     recited so far (at this max_new_tokens): pass one to keep them from call to call, or one
-    read from models/recitations.json (src/recite.py)."""
+    read from models/recitations.json (src/recite.py). `calibration` (src/calibrate.py) turns
+    a checked answer's evidence into its confidence."""
     memory = {} if memory is None else memory
     if recital_weight > 0 and model.config.recitation:
         named = check(model, tokenizer, trie, questions, recital_weight, memory, max_new_tokens, batch_size)
+        if calibration is not None:
+            named = [Reply(r.source, "", calibration.confidence(r.evidence), r.evidence) for r in named]
     else:
         named = name(model, tokenizer, trie, questions, batch_size)
     if model.config.recitation and is_greedy(sampling):  # the text depends on its header alone
@@ -285,7 +291,7 @@ def answer(
         if not model.config.recitation:
             contexts = [trie.prompt(tokenizer, q, model.config.max_seq_len) + c for q, c in zip(questions, contexts)]
         texts = in_batches(contexts, batch_size, lambda group: recite(model, tokenizer, group, max_new_tokens, **sampling))
-    return [Reply(reply.source, text, reply.confidence) for reply, text in zip(named, texts)]
+    return [Reply(reply.source, text, reply.confidence, reply.evidence) for reply, text in zip(named, texts)]
 
 
 def recite_headers(
@@ -303,6 +309,19 @@ def recite_headers(
     memory.update(zip(new, texts))
 
 
+@dataclass
+class Calibration:
+    """A logistic regression from a checked answer's evidence (`pick`) to the probability that
+    the answer is right: fitted on validation questions by the calibrate stage (src/calibrate.py)."""
+
+    weights: list[float]  # one per item of the evidence
+    bias: float
+
+    def confidence(self, evidence: tuple[float, ...]) -> float:
+        score = self.bias + sum(w * x for w, x in zip(self.weights, evidence, strict=True))
+        return 1 / (1 + math.exp(-score))
+
+
 PASSAGE_WEIGHT = 0.25  # a passage's own coverage counts this much beside its section's (chosen on validation)
 
 
@@ -312,6 +331,7 @@ class Candidate:
     logprob: float  # log P(source | question)
     coverage: float  # the share of the question's words its section's recitation covers (verify.Recitations)
     passage_coverage: float  # the share its own passage's recitation covers
+    fits_answer_type: bool  # verify.fits_answer_type: no number in it for a how-many question: False
 
     def score(self, recital_weight: float) -> float:
         """What `check` ranks the candidates by."""
@@ -342,7 +362,10 @@ def candidates(
     prompts = [trie.prompt(tokenizer, q, model.config.max_seq_len) for q in questions]
     sequences = [prompt + trie.ids[source] for prompt, group in zip(prompts, groups) for source in group]
     logprobs = iter(source_logprobs(model, trie, sequences, batch_size))
-    return [[Candidate(s, next(logprobs), *recited.coverage(q, s)) for s in group] for q, group in zip(questions, groups)]
+    return [
+        [Candidate(s, next(logprobs), *recited.coverage(q, s), verify.fits_answer_type(q, recited.texts[s])) for s in group]
+        for q, group in zip(questions, groups)
+    ]
 
 
 def check(
@@ -366,10 +389,14 @@ def pick(group: list[Candidate], recital_weight: float) -> Reply:
     """The best-scoring candidate (the first on a tie), with its confidence: the square root
     of the model's probability of its article (of all its sections) times its section's
     coverage (the square root, chosen on validation, lets a well-covered section of an
-    article the model did not name be answered)."""
+    article the model did not name be answered). Its evidence, what src/calibrate.py turns
+    into a calibrated confidence: the log of that article probability, the section's and the
+    passage's coverage, and whether the passage fits the answer type (1.0 or 0.0)."""
     best = max(group, key=lambda c: c.score(recital_weight))
-    article = sum(math.exp(c.logprob) for c in group if source_title(c.source) == source_title(best.source))
-    return Reply(best.source, "", math.sqrt(min(1.0, article)) * best.coverage)
+    sections = [c.logprob for c in group if source_title(c.source) == source_title(best.source)]
+    article = min(0.0, torch.logsumexp(torch.tensor(sections, dtype=torch.float64), 0).item())  # log P(article)
+    evidence = (article, best.coverage, best.passage_coverage, float(best.fits_answer_type))
+    return Reply(best.source, "", math.exp(article / 2) * best.coverage, evidence)
 
 
 def is_greedy(sampling: dict) -> bool:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import time
 from pathlib import Path
 
@@ -38,14 +37,7 @@ def read_recitations(path: str | Path, checkpoint: str | Path, max_new_tokens: i
     path = Path(path)
     if not path.exists():
         return {}
-    try:
-        data = json.loads(utils.read_text(path))
-    except json.JSONDecodeError as err:
-        raise utils.UserError(f"{path}:{err.lineno}: invalid JSON ({err.msg})") from None
-    except RecursionError:
-        raise utils.UserError(f"{path}: invalid JSON (nested too deeply)") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise utils.UserError(f"{path}: not a {FORMAT} file")
+    data = utils.read_json_file(path, FORMAT)
     recitations = data.get("recitations")
     if not isinstance(recitations, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in recitations.items()):
         raise utils.UserError(f"{path}: key 'recitations' must map source headers to texts")

@@ -170,6 +170,20 @@ def read_text(path: str | Path) -> str:
         raise UserError(f"{path}:{line_no}: not UTF-8 text (byte 0x{data[err.start]:02x})") from None
 
 
+def read_json_file(path: str | Path, kind: str) -> dict[str, Any]:
+    """A JSON file this project wrote, whose "format" key says it is a `kind` file; anything
+    else (not JSON, nested too deeply, another file) is a UserError naming it."""
+    try:
+        data = json.loads(read_text(path))
+    except json.JSONDecodeError as err:
+        raise UserError(f"{path}:{err.lineno}: invalid JSON ({err.msg})") from None
+    except RecursionError:
+        raise UserError(f"{path}: invalid JSON (nested too deeply)") from None
+    if not isinstance(data, dict) or data.get("format") != kind:
+        raise UserError(f"{path}: not a {kind} file")
+    return data
+
+
 def record_checker(
     fields: dict[str, type], unique: tuple[str, ...] = (), not_blank: tuple[str, ...] = ()
 ) -> Callable[[dict[str, Any], str], None]:

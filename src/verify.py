@@ -16,7 +16,8 @@ source's score is the model's log-probability of it plus recital_weight times th
 the question's words that the recitation of its section covers, and a quarter of that
 weight times the share its own passage covers (`Recitations`); the answer's confidence is
 the square root of the model's probability of the article times the section's share, so
-an answer about words the model can't recite is declined.
+an answer about words the model can't recite is declined (src/calibrate.py learns a better
+mix of the same evidence, with whether the passage fits the answer type: `fits_answer_type`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,17 @@ import re
 
 from src.utils import STOPWORDS
 
+NUMBER_QUESTION = re.compile(  # questions whose answer is a number: a count, a size, a date
+    r"\bhow (many|much|tall|high|deep|long|big|large|far|wide|heavy|old|fast|hot|cold|warm|thick|often)\b"
+    r"|\bwhat (percentage|proportion|number|temperature|size|height|depth|length|speed|distance|age)\b"
+    r"|\bwhen (was|were|did)\b|\b(what|which) year\b",
+    re.IGNORECASE,
+)
+NUMBER = re.compile(
+    r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty"
+    r"|hundred|thousand|million|billion|half|dozen|quarter)\b",
+    re.IGNORECASE,
+)
 SUFFIXES = ("est", "ing", "ed", "es", "er", "e", "s")  # longest first
 
 
@@ -50,6 +62,20 @@ def content_words(text: str) -> set[str]:
     """
     words = re.findall(r"[a-z0-9][a-z0-9-]*[a-z0-9]", text.lower())
     return {stem(w) for w in words if len(w) >= 3 and w not in STOPWORDS}
+
+
+def fits_answer_type(question: str, text: str) -> bool:
+    """False where the question asks for a number (how many, how tall, when was...) and the
+    text has none: it can't hold the answer, however many of the question's words it shares.
+
+    >>> fits_answer_type("How tall is a giraffe?", "Giraffes eat leaves of acacia trees.")
+    False
+    >>> fits_answer_type("How tall is a giraffe?", "Giraffes stand 5 to 6 metres tall.")
+    True
+    >>> fits_answer_type("What do giraffes eat?", "Giraffes eat leaves of acacia trees.")
+    True
+    """
+    return NUMBER_QUESTION.search(question) is None or NUMBER.search(text) is not None
 
 
 def section_of(source: str) -> str:
@@ -83,6 +109,7 @@ class Recitations:
     """
 
     def __init__(self, recitations: dict[str, str]):
+        self.texts = recitations
         self.passage_words = {source: content_words(f"{source} {text}") for source, text in recitations.items()}
         self.section_words: dict[str, set[str]] = {}
         for source, words in self.passage_words.items():

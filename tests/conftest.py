@@ -195,6 +195,12 @@ NATURAL = [
         "pattern": r"storm",
     },
 ]
+CALIBRATION_NATURAL = [  # validation questions (calibration/natural/), none of NATURAL's
+    {"id": "val-1", "domain": "animals", "question": "what do tigers hunt", "article": "Tiger", "pattern": r"deer|boar"},
+    {"id": "val-2", "domain": "animals", "question": "where do giraffes live?", "article": "Giraffe", "pattern": r"savanna"},
+    {"id": "val-3", "domain": "astronomy", "question": "how many moons has jupiter", "article": "Jupiter", "pattern": r"ninety"},
+    {"id": "val-4", "domain": "astronomy", "question": "what is on the surface of mars", "article": "Mars", "pattern": r"dust"},
+]
 OUT_OF_SCOPE = ["Who wrote the novel War and Peace?", "What is the capital of Peru?", "How do I bake sourdough bread?"]
 CALIBRATION = [
     "Who painted the Mona Lisa?",
@@ -304,6 +310,10 @@ def make_world(root: Path) -> dict[str, Path]:
     natural.mkdir()
     for domain in sorted({q["domain"] for q in NATURAL}):
         write_jsonl(natural / f"{domain}.jsonl", [q for q in NATURAL if q["domain"] == domain])
+    calibration_natural = root / "calibration_natural"
+    calibration_natural.mkdir()
+    for domain in sorted({q["domain"] for q in CALIBRATION_NATURAL}):
+        write_jsonl(calibration_natural / f"{domain}.jsonl", [q for q in CALIBRATION_NATURAL if q["domain"] == domain])
     paths = {
         "articles": write_jsonl(root / "articles.jsonl", ARTICLES),
         "passages": write_jsonl(root / "passages.jsonl", passages()),
@@ -313,6 +323,7 @@ def make_world(root: Path) -> dict[str, Path]:
         "natural": natural,
         "out_of_scope": write_jsonl(root / "out_of_scope.jsonl", [{"question": q} for q in OUT_OF_SCOPE]),
         "calibration": write_jsonl(root / "calibration.jsonl", [{"question": q} for q in CALIBRATION]),
+        "calibration_natural": calibration_natural,
         "tokenizer": root / "tokenizer.json",
         "params": write_params(root / "params.yaml"),
     }
@@ -330,6 +341,7 @@ PROJECT_PATHS = {
     "natural": "evalsets/natural",
     "out_of_scope": "evalsets/out_of_scope.jsonl",
     "calibration": "calibration/out_of_scope.jsonl",
+    "calibration_natural": "calibration/natural",
     "tokenizer": "models/tokenizer.json",
     "params": "params.yaml",
 }

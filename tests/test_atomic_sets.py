@@ -191,6 +191,7 @@ def test_eval_killed_at_random_instants_leaves_its_old_or_its_new_outputs(tmp_pa
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["eval"]["max_new_tokens"] = 8
     (project / "params.yaml").write_text(yaml.safe_dump(params))
+    subprocess.run([sys.executable, "-m", "src.calibrate"], cwd=project, check=True, capture_output=True, env=ENV)
     parser = argparse.ArgumentParser()
     evaluate.add_arguments(parser)
     outputs = [project / path for path in evaluate.output_paths(parser.parse_args([]))]  # at the default paths

@@ -14,11 +14,23 @@ import pytest
 import torch
 import torch.nn.functional as F
 import yaml
-from conftest import ARTICLES, CALIBRATION, ENV, MIN_CONFIDENCE, NATURAL, OUT_OF_SCOPE, REPO, TITLES, headers, qa_pairs
+from conftest import (
+    ARTICLES,
+    CALIBRATION,
+    CALIBRATION_NATURAL,
+    ENV,
+    MIN_CONFIDENCE,
+    NATURAL,
+    OUT_OF_SCOPE,
+    REPO,
+    TITLES,
+    headers,
+    qa_pairs,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from src import baselines, qa, utils, verify
+from src import baselines, calibrate, qa, utils, verify
 from src import evaluate as eval_stage
 from src.model import MiniTransformer, ModelConfig
 from src.recite import recitations_beside
@@ -39,15 +51,19 @@ def evaluated(trained, tmp_path_factory):
         "details": out / "eval_details.json",
         "answers": out / "answers",
         "plots": out / "plots",
+        "calibration": out / "calibration.json",
     }
+    calibrate = [sys.executable, "-m", "src.calibrate", "--checkpoint", model_files["checkpoint"]]
+    calibrate += ["--natural", world["calibration_natural"], "--out-of-scope", world["calibration"]]
+    calibrate += ["--output", outputs["calibration"], "--params", world["params"]]
+    result = subprocess.run([str(c) for c in calibrate], cwd=REPO, capture_output=True, text=True, timeout=120, env=ENV)
+    assert result.returncode == 0, result.stderr
     cmd = [
         sys.executable,
         "-m",
         "src.evaluate",
         "--test",
         world["test"],
-        "--val",
-        world["val"],
         "--train",
         world["train"],
         "--articles",
@@ -57,7 +73,7 @@ def evaluated(trained, tmp_path_factory):
         "--out-of-scope",
         world["out_of_scope"],
         "--calibration",
-        world["calibration"],
+        outputs["calibration"],
         "--checkpoint",
         model_files["checkpoint"],
         "--metrics",
@@ -476,12 +492,16 @@ def test_closest_sources_are_distinct_valid_ranked_and_exhaustive_when_wide_enou
 # ---------------------------------------------------------------- evaluate.py
 
 
-def model_replies(world, loaded) -> tuple[list[qa.Reply], list[qa.Reply], list[qa.Reply]]:
-    """The model's replies to the test, natural and out-of-scope questions, asked as evaluate.py asks them."""
+def model_replies(evaluated, loaded) -> tuple[list[qa.Reply], list[qa.Reply], list[qa.Reply]]:
+    """The model's replies to the test, natural and out-of-scope questions, asked as evaluate.py
+    asks them (calibrated by the calibrate stage's file)."""
+    world, checkpoint, outputs = evaluated
     model, tokenizer, trie = loaded
+    made = calibrate.made_for(checkpoint, MAX_NEW_TOKENS, RECITAL_WEIGHT)
+    calibration, _ = calibrate.read_calibration(outputs["calibration"], made)
     test = utils.read_jsonl(world["test"])
     asked = [p["question"] for p in test] + [q["question"] for q in NATURAL] + OUT_OF_SCOPE
-    replies = qa.answer(model, tokenizer, trie, asked, MAX_NEW_TOKENS, RECITAL_WEIGHT)
+    replies = qa.answer(model, tokenizer, trie, asked, MAX_NEW_TOKENS, RECITAL_WEIGHT, calibration=calibration)
     return replies[: len(test)], replies[len(test) : len(test) + len(NATURAL)], replies[len(test) + len(NATURAL) :]
 
 
@@ -516,7 +536,7 @@ def test_eval_test_answers_and_scores_are_the_models(evaluated, loaded):
     test = utils.read_jsonl(world["test"])
     rows = utils.read_jsonl(outputs["answers"] / "test_answers.jsonl")
     metrics = json.loads(outputs["metrics"].read_text())
-    replies, natural_replies, _ = model_replies(world, loaded)
+    replies, natural_replies, _ = model_replies(evaluated, loaded)
     assert [(r["domain"], r["question"], r["reference"]) for r in rows] == [
         (p["domain"], p["question"], p["answer"]) for p in test
     ]
@@ -570,7 +590,7 @@ def test_eval_baseline_scores_match_the_baselines(evaluated):
 def test_eval_natural_and_out_of_scope_outcomes_are_the_models(evaluated, loaded):
     world, _, outputs = evaluated
     metrics, details = json.loads(outputs["metrics"].read_text()), json.loads(outputs["details"].read_text())
-    _, replies, oos_replies = model_replies(world, loaded)
+    _, replies, oos_replies = model_replies(evaluated, loaded)
     rows = utils.read_jsonl(outputs["answers"] / "natural_answers.jsonl")
     assert [(r["id"], r["question"], r["article"], r["pattern"]) for r in rows] == [
         (q["id"], q["question"], q["article"], q["pattern"]) for q in NATURAL
@@ -605,43 +625,72 @@ def test_eval_writes_per_domain_plots(evaluated):
 
 
 def test_eval_decline_tradeoff_is_what_each_threshold_gives(evaluated, loaded):
-    world, _, outputs = evaluated
-    model, tokenizer, trie = loaded
+    world, checkpoint, outputs = evaluated
     metrics = json.loads(outputs["metrics"].read_text())
     png = outputs["plots"] / "decline_tradeoff.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 1000
     rows = [{k: float(v) for k, v in r.items()} for r in read_csv(outputs["plots"] / "decline_tradeoff.csv")]
-    assert [r["threshold"] for r in rows] == [round(0.05 * i, 2) for i in range(21)]
+    assert [r["threshold"] for r in rows] == [i / 100 for i in range(101)]
     assert set(rows[0]) == {
         "threshold",
         "val_right",
-        "val_declined",
+        "val_wrong",
         "calibration_declined",
         "natural_right",
         "natural_wrong",
         "out_of_scope_declined",
     }
-    for key in ("val_declined", "calibration_declined", "out_of_scope_declined"):
+    for key in ("calibration_declined", "out_of_scope_declined"):
         assert rows[0][key] == 0.0  # no confidence is below 0
         assert all(a[key] <= b[key] for a, b in zip(rows, rows[1:])), key  # a higher bar declines more
-    for key in ("val_right", "natural_right"):
+    for key in ("val_right", "val_wrong", "natural_right", "natural_wrong"):
         assert all(a[key] >= b[key] for a, b in zip(rows, rows[1:])), key
-    assert all(r["natural_right"] + r["natural_wrong"] <= 1.0 + 1e-4 for r in rows)
     assert rows[0]["natural_right"] + rows[0]["natural_wrong"] == pytest.approx(1.0, abs=2e-4)
     # at the configured threshold: the numbers of eval.json
     at = next(r for r in rows if r["threshold"] == MIN_CONFIDENCE)
     natural = metrics["natural"]["model"]
     assert (at["natural_right"], at["natural_wrong"]) == (natural["accuracy"], natural["wrong"])
     assert at["out_of_scope_declined"] == metrics["out_of_scope"]["model"]["declined"]
-    # validation and calibration: the sources the model names, checked as eval checks them
-    val = utils.read_jsonl(world["val"])
-    val_replies = qa.answer(model, tokenizer, trie, [p["question"] for p in val] + CALIBRATION, MAX_NEW_TOKENS, RECITAL_WEIGHT)
-    val_replies, calibration_replies = val_replies[: len(val)], val_replies[len(val) :]
-    right = [r.source == qa.source_header(p["title"], p["section"]) for r, p in zip(val_replies, val)]
-    assert rows[0]["val_right"] == round(sum(right) / len(val), 4)
-    assert at["val_right"] == round(sum(ok and r.confidence >= MIN_CONFIDENCE for ok, r in zip(right, val_replies)) / len(val), 4)
-    assert at["val_declined"] == declined(val_replies)
-    assert at["calibration_declined"] == declined(calibration_replies)
+    # the validation columns are the calibrate stage's, and so is the suggested threshold
+    calibrated = json.loads(outputs["calibration"].read_text())
+    assert [{k: r[k] for k in calibrated["validation"][0]} for r in rows] == calibrated["validation"]
+    details = json.loads(outputs["details"].read_text())
+    assert details["suggested_min_confidence"] == calibrated["suggested_min_confidence"]
+
+
+def test_calibrate_learns_the_confidence_from_the_validation_answers(evaluated, loaded):
+    """The calibrate stage's regression turns each answer's evidence into the confidence eval
+    uses; on the validation questions, the rows count its answers at each threshold."""
+    world, checkpoint, outputs = evaluated
+    model, tokenizer, trie = loaded
+    made = calibrate.made_for(checkpoint, MAX_NEW_TOKENS, RECITAL_WEIGHT)
+    calibration, data = calibrate.read_calibration(outputs["calibration"], made)
+    assert calibration is not None and data["features"] == list(calibrate.FEATURES)
+    natural = [q["question"] for q in CALIBRATION_NATURAL]
+    replies = qa.answer(model, tokenizer, trie, natural + CALIBRATION, MAX_NEW_TOKENS, RECITAL_WEIGHT, calibration=calibration)
+    raw = qa.answer(model, tokenizer, trie, natural + CALIBRATION, MAX_NEW_TOKENS, RECITAL_WEIGHT)
+    for reply, plain in zip(replies, raw):
+        assert (reply.source, reply.text, reply.evidence) == (plain.source, plain.text, plain.evidence)
+        z = calibration.bias + sum(w * x for w, x in zip(calibration.weights, plain.evidence))
+        assert reply.confidence == pytest.approx(1 / (1 + math.exp(-z)))
+    at = next(r for r in data["validation"] if r["threshold"] == MIN_CONFIDENCE)
+    given = [r.text if r.confidence >= MIN_CONFIDENCE else None for r in replies[: len(natural)]]
+    shares = calibrate.outcomes(given, [q["pattern"] for q in CALIBRATION_NATURAL])
+    assert (at["val_right"], at["val_wrong"]) == (shares["accuracy"], shares["wrong"])
+    assert at["calibration_declined"] == declined(replies[len(natural) :])
+    # another checkpoint's (or other settings') calibration is not used
+    assert calibrate.read_calibration(outputs["calibration"], {**made, "recital_weight": RECITAL_WEIGHT + 1}) == (None, {})
+
+
+def test_fit_learns_which_evidence_means_right():
+    """Answers are right where the passage covers the question: the fitted confidence rises
+    with passage coverage and is a probability; all-wrong answers leave nothing to learn."""
+    evidence = [(-0.1, 1.0, cover / 10, 1.0) for cover in range(11)] * 4
+    right = [x[2] >= 0.5 for x in evidence]
+    calibration = calibrate.fit(evidence, right)
+    low, high = calibration.confidence((-0.1, 1.0, 0.1, 1.0)), calibration.confidence((-0.1, 1.0, 0.9, 1.0))
+    assert 0 < low < 0.5 < high < 1
+    assert calibrate.fit(evidence, [False] * len(evidence)) is None
 
 
 # ---------------------------------------------------------------- ask.py
@@ -800,3 +849,17 @@ def test_rouge_l_is_the_rouge_score_packages():
     for ref in texts:
         for cand in texts[:8] + texts[-4:]:
             assert eval_stage.rouge_l(ref, cand) == pytest.approx(reference.score(ref, cand)["rougeL"].fmeasure, abs=1e-12)
+
+
+def test_validation_questions_are_not_evaluation_questions():
+    """calibration/ (where the confidence and threshold are chosen) shares no question, word
+    for word, with evalsets/ (where they are measured), and repeats none of its own."""
+    asked = [" ".join(eval_stage.normalize(q["question"])) for q in calibrate.read_natural(REPO / "calibration/natural")]
+    asked += [
+        " ".join(eval_stage.normalize(q["question"])) for q in calibrate.read_questions(REPO / "calibration/out_of_scope.jsonl")
+    ]
+    evaluated = [q["question"] for q in calibrate.read_natural(REPO / "evalsets/natural")]
+    evaluated += [q["question"] for q in calibrate.read_questions(REPO / "evalsets/out_of_scope.jsonl")]
+    assert len(asked) == len(set(asked))
+    assert not set(asked) & {" ".join(eval_stage.normalize(q)) for q in evaluated}
+    assert len(asked) >= 200

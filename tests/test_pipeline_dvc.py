@@ -20,7 +20,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT_FILES = ["src", "corpus", "evalsets", "calibration", "params.yaml", "dvc.yaml", ".dvc/config", ".dvcignore", ".gitignore"]
-STAGES = ("fetch", "generate", "split", "tokenizer", "train", "recite", "eval")  # the stages before report, in order
+STAGES = ("fetch", "generate", "split", "tokenizer", "train", "recite", "calibrate", "eval")  # the stages before report, in order
 
 
 def run(cmd: list[str], cwd: Path) -> str:
@@ -107,14 +107,18 @@ def test_repro_writes_every_output(project: Path):
 
 
 def test_only_eval_reads_the_evaluation_sets():
-    """The natural and out-of-scope questions must never reach the data or the training."""
+    """The natural and out-of-scope questions must never reach the data or the training: the
+    evaluation sets only eval reads, the validation questions (calibration/) only calibrate."""
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    readers = {"evalsets": "eval", "calibration": "calibrate"}
     for name, stage in stages.items():
-        held_out = [d for d in stage.get("deps", []) if d.split("/")[0] in ("evalsets", "calibration")]
-        assert bool(held_out) == (name == "eval"), (name, held_out)
+        for folder, reader in readers.items():
+            held_out = [d for d in stage.get("deps", []) if d.split("/")[0] == folder]
+            assert bool(held_out) == (name == reader), (name, held_out)
     for path in (ROOT / "src").glob("*.py"):
-        if path.name != "evaluate.py":
-            assert "evalsets" not in path.read_text() and "calibration/" not in path.read_text(), path
+        text = path.read_text()
+        assert ("evalsets" in text) == (path.name == "evaluate.py"), path
+        assert ("calibration/" in text) == (path.name == "calibrate.py"), path
 
 
 def project_imports(module: str) -> set[str]:
@@ -162,7 +166,7 @@ def test_params_change_reruns_only_train_and_what_follows(project: Path):
     try:
         out = dvc("repro", cwd=project)
         ran = {stage for stage in STAGES if f"Running stage '{stage}'" in out}
-        assert ran == {"train", "recite", "eval"}
+        assert ran == {"train", "recite", "calibrate", "eval"}
         assert "metrics/eval.json" in dvc("metrics", "diff", cwd=project)
     finally:
         params_file.write_text(original)

@@ -22,7 +22,7 @@ from conftest import ENV, REPO, make_world
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from src import train, utils
+from src import calibrate, qa, train, utils
 from src.model import MiniTransformer, ModelConfig
 from src.tokenizer import SPLIT_PATTERN, Tokenizer
 
@@ -31,8 +31,8 @@ RUN_ENV = {**ENV, "PYTHONPATH": str(REPO)}  # this checkout's src/, from whateve
 ASK = ["src/ask.py", "What does the tiger eat?", "--checkpoint", "model.pt", "--params", "params.yaml"]
 ASK_STDIN = ["src/ask.py", "--checkpoint", "model.pt", "--params", "params.yaml"]
 EVAL = ["src/evaluate.py", "--params", "params.yaml", "--checkpoint", "model.pt", "--test", "test.jsonl"]
-EVAL += ["--val", "val.jsonl", "--train", "train.jsonl", "--articles", "articles.jsonl", "--natural", "natural"]
-EVAL += ["--out-of-scope", "out_of_scope.jsonl", "--calibration", "calibration.jsonl", "--metrics", "old/eval.json"]
+EVAL += ["--train", "train.jsonl", "--articles", "articles.jsonl", "--natural", "natural"]
+EVAL += ["--out-of-scope", "out_of_scope.jsonl", "--calibration", "calibration.json", "--metrics", "old/eval.json"]
 EVAL += ["--details", "old/eval_details.json", "--answers-dir", "old", "--plots", "old"]
 TRAIN = ["src/train.py", "--params", "params.yaml", "--tokenizer", "tokenizer.json", "--passages", "passages.jsonl"]
 TRAIN += ["--train", "train.jsonl", "--val", "val.jsonl", "--checkpoint", "model.pt", "--metrics", "old/train.json"]
@@ -51,6 +51,18 @@ def write(name: str, data: str | bytes) -> Setup:
     def setup(folder: Path) -> None:
         path = folder / name
         path.write_bytes(data if isinstance(data, bytes) else data.encode("utf-8"))
+
+    return setup
+
+
+def calibration_file(**fields) -> Setup:
+    """A calibration.json made for the folder's model.pt and params.yaml, with these fields."""
+
+    def setup(folder: Path) -> None:
+        max_new_tokens, _, recital_weight = qa.answer_settings(folder / "params.yaml")
+        made = calibrate.made_for(folder / "model.pt", max_new_tokens, recital_weight)
+        data = {"format": calibrate.FORMAT, **made, "weights": [0.0] * 4, "bias": 0.0, **fields}
+        (folder / "calibration.json").write_text(json.dumps(data))
 
     return setup
 
@@ -152,6 +164,11 @@ CASES = [
     ("recit_not_utf8", ASK, write("recitations.json", b'{"format": "\xff"}'), ["recitations.json:1: not UTF-8"], None),
     ("recit_foreign", ASK, write("recitations.json", '{"a": 1}'), ["recitations.json: not a minillm-recitations"], None),
     ("recit_folder", ASK, lambda folder: (folder / "recitations.json").mkdir(), ["recitations.json: not a regular file"], None),
+    # the calibration beside a checkpoint (src/calibrate.py): read by ask.py, evaluate.py and explain.py
+    ("calib_not_json", ASK, write("calibration.json", "{"), ["calibration.json:1: invalid JSON"], None),
+    ("calib_foreign", ASK, write("calibration.json", '{"format": "x"}'), ["calibration.json: not a minillm-calibration"], None),
+    ("calib_weights", ASK, calibration_file(weights=[1.0, "2"]), ["calibration.json: keys 'weights' (4 numbers)"], None),
+    ("calib_infinite", ASK, calibration_file(bias=float("inf")), ["calibration.json: keys 'weights' (4 numbers)"], None),
     ("ckpt_cut_short", ASK, cut("model.pt", 20000), ["model.pt: not a PyTorch checkpoint"], None),
     ("ckpt_text_file", ASK, write("model.pt", "hello\n"), ["model.pt: not a PyTorch checkpoint"], None),
     ("ckpt_empty", ASK, write("model.pt", b""), ["model.pt: not a PyTorch checkpoint"], None),
