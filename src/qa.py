@@ -186,18 +186,27 @@ def checkpoint_config(config: utils.Params) -> ModelConfig:
 
 def check_weights(path: str | Path, weights: dict, config: ModelConfig) -> None:
     """A UserError unless `weights` are exactly the tensors, of the shapes, of the model of
-    `config` (built on the meta device, which allocates nothing)."""
+    `config`. The model is built to compare (on the CPU: the meta device, which allocates
+    nothing, costs a second of imports here) only once the config's layers and widths are
+    those of the tensors in the file, so a config can't make it build something huge."""
     if config.num_layers > len(weights):  # every layer has weights of its own: don't build a million to see it
         raise utils.UserError(f"{path}: {len(weights)} weights can't make the {config.num_layers} layers of its config")
-    with torch.device("meta"):
-        expected = {name: tuple(t.shape) for name, t in MiniTransformer(config).state_dict().items()}
+    check_shape(path, weights, "tok_emb.weight", (config.vocab_size, config.emb_dim))
+    expected = {name: tuple(t.shape) for name, t in MiniTransformer(config).state_dict().items()}
     odd = [name for name in weights if name not in expected] + [name for name in expected if name not in weights]
     if odd:
         raise utils.UserError(f"{path}: weight {odd[0]!r} is {'missing' if odd[0] in expected else 'not in the model'}")
     for name, shape in expected.items():
-        if not isinstance(weights[name], torch.Tensor) or tuple(weights[name].shape) != shape:
-            got = tuple(weights[name].shape) if isinstance(weights[name], torch.Tensor) else type(weights[name]).__name__
-            raise utils.UserError(f"{path}: weight '{name}' must have shape {shape} for its config, got {got}")
+        check_shape(path, weights, name, shape)
+
+
+def check_shape(path: str | Path, weights: dict, name: str, shape: tuple[int, ...]) -> None:
+    tensor = weights.get(name)
+    if tensor is None:
+        raise utils.UserError(f"{path}: weight {name!r} is missing")
+    if not isinstance(tensor, torch.Tensor) or tuple(tensor.shape) != shape:
+        got = tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__
+        raise utils.UserError(f"{path}: weight '{name}' must have shape {shape} for its config, got {got}")
 
 
 class SourceTrie:
