@@ -427,6 +427,7 @@ def test_check_picks_among_the_named_and_the_best_covered_article_by_score(loade
     recited = verify.Recitations(memory)
     for question, reply, group in zip(questions, named, groups):
         best_covered = max(headers(), key=lambda h: recited.coverage(question, h)[0])  # the first on a tie
+        assert recited.best_covered(question) == best_covered
         articles = {qa.source_title(reply.source), qa.source_title(best_covered)}
         assert {c.source for c in group} == {h for h in headers() if qa.source_title(h) in articles}
         (plain,) = qa.answer(model, tokenizer, trie, [question], MAX_NEW_TOKENS)  # named, not checked
