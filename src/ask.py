@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import sys
 from functools import partial
 
 import torch
@@ -75,9 +74,7 @@ def main() -> None:
     sampling = {"temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p, "generator": generator}
 
     memory = recitations_beside(args.checkpoint, max_new_tokens)  # else the first question recites them all
-    calibration = calibration_beside(args.checkpoint, max_new_tokens, recital_weight)
-    if calibration is None and recital_weight > 0 and model.config.recitation:
-        print("note: no calibration.json for this checkpoint: the confidence is uncalibrated (dvc repro)", file=sys.stderr)
+    calibration = calibration_beside(args.checkpoint, max_new_tokens, recital_weight)  # none: the uncalibrated mix
     ask = partial(answer, model, tokenizer, trie, max_new_tokens=max_new_tokens, recital_weight=recital_weight)
 
     def respond(question: str) -> str:
