@@ -167,7 +167,7 @@ def run(args: argparse.Namespace) -> None:
         right = [is_right(r.text, q["pattern"]) for r, q in zip(replies, natural)] + [False] * len(out_of_scope)
         calibration = fit([r.evidence for r in replies], right)
     if calibration is not None:
-        replies = [Reply(r.source, r.text, calibration.confidence(r.evidence), r.evidence) for r in replies]
+        replies = [calibration.applied(reply) for reply in replies]
     rows = validation_rows(natural, replies[: len(natural)], replies[len(natural) :])
     suggested = suggested_threshold(rows)
     utils.write_json(

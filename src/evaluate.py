@@ -18,8 +18,9 @@ Three question sets:
 The model declines when its confidence, the probability that its answer is right
 (calibrated on validation questions: src/calibrate.py), is below eval.min_confidence;
 plots/decline_tradeoff.csv shows what each threshold would give, on the validation questions
-(where the threshold is chosen, models/calibration.json) and on the evaluation sets. Writes metrics/eval.json (headline numbers),
-metrics/eval_details.json (per domain), metrics/{test,natural}_answers.jsonl and plots/.
+(where the threshold is chosen, models/calibration.json) and on the evaluation sets. Writes
+metrics/eval.json (headline numbers), metrics/eval_details.json (per domain),
+metrics/{test,natural}_answers.jsonl and plots/.
 """
 
 from __future__ import annotations
@@ -46,7 +47,6 @@ from matplotlib.figure import Figure
 
 from src import baselines, utils
 from src.calibrate import (
-    THRESHOLDS,
     declined_share,
     given_answers,
     made_for,
@@ -402,7 +402,8 @@ def tradeoff_rows(inputs: Inputs, replies: Replies, validation: list[dict[str, f
     never tuned on)."""
     patterns = [q["pattern"] for q in inputs.natural]
     rows = []
-    for t, chosen_on in zip(THRESHOLDS, validation, strict=True):
+    for chosen_on in validation:
+        t = chosen_on["threshold"]
         natural = outcomes(given_answers(replies.natural, t), patterns)
         rows.append(
             {

@@ -33,7 +33,6 @@ from src.model import MiniTransformer
 from src.qa import (
     END,
     Candidate,
-    Reply,
     SourceTrie,
     answer_settings,
     candidates,
@@ -227,7 +226,7 @@ def main() -> None:
         calibration = calibration_beside(args.model, max_new_tokens, recital_weight)
         if calibration is not None:  # as qa.answer does
             evidence = ", ".join(f"{name} {x:.2f}" for name, x in zip(FEATURES, checked.evidence))
-            reply = Reply(checked.source, "", calibration.confidence(checked.evidence), checked.evidence)
+            reply = calibration.applied(checked)
             how_sure = f"the calibrated probability that it is right, from {evidence}: models/calibration.json"
     header = trie.ids[reply.source]
     context = header if model.config.recitation else prompt + header  # what the text follows (qa.answer)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import pickle
 import zipfile
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import get_type_hints
 
@@ -289,7 +289,7 @@ def answer(
     if recital_weight > 0 and model.config.recitation:
         named = check(model, tokenizer, trie, questions, recital_weight, memory, max_new_tokens, batch_size)
         if calibration is not None:
-            named = [Reply(r.source, "", calibration.confidence(r.evidence), r.evidence) for r in named]
+            named = [calibration.applied(reply) for reply in named]
     else:
         named = name(model, tokenizer, trie, questions, batch_size)
     if model.config.recitation and is_greedy(sampling):  # the text depends on its header alone
@@ -329,6 +329,10 @@ class Calibration:
     def confidence(self, evidence: tuple[float, ...]) -> float:
         score = self.bias + sum(w * x for w, x in zip(self.weights, evidence, strict=True))
         return 1 / (1 + math.exp(-score))
+
+    def applied(self, reply: Reply) -> Reply:
+        """The reply with its confidence calibrated."""
+        return replace(reply, confidence=self.confidence(reply.evidence))
 
 
 PASSAGE_WEIGHT = 0.25  # a passage's own coverage counts this much beside its section's (chosen on validation)
