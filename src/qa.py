@@ -335,20 +335,26 @@ class Calibration:
         return replace(reply, confidence=self.confidence(reply.evidence))
 
 
-PASSAGE_WEIGHT = 0.25  # a passage's own coverage counts this much beside its section's (chosen on validation)
+PASSAGE_WEIGHT = 0.5  # a passage's own coverage counts this much beside its section's (chosen on validation)
+ANSWER_TYPE_BONUS = 4.0  # what fitting the answer type adds to a candidate's score (chosen on validation)
 
 
 @dataclass
 class Candidate:
     source: str  # a section of an article the check reads (`candidates`)
     logprob: float  # log P(source | question)
+    section_logprob: float  # log P(its section | question): the log of the sum over the section's parts
     coverage: float  # the share of the question's words its section's recitation covers (verify.Recitations)
     passage_coverage: float  # the share its own passage's recitation covers
     fits_answer_type: bool  # verify.fits_answer_type: no number in it for a how-many question: False
 
     def score(self, recital_weight: float) -> float:
-        """What `check` ranks the candidates by."""
-        return self.logprob + recital_weight * (self.coverage + PASSAGE_WEIGHT * self.passage_coverage)
+        """What `check` ranks the candidates by. Its probability counts half as the passage's
+        own, half as its section's: generate.py cuts a long section into parts, the model
+        spreads its belief over them, and which part answers is mostly for the recited words
+        to tell."""
+        recited = recital_weight * (self.coverage + PASSAGE_WEIGHT * self.passage_coverage)
+        return (self.logprob + self.section_logprob) / 2 + recited + ANSWER_TYPE_BONUS * self.fits_answer_type
 
 
 @torch.no_grad()
@@ -375,10 +381,31 @@ def candidates(
     prompts = [trie.prompt(tokenizer, q, model.config.max_seq_len) for q in questions]
     sequences = [prompt + trie.ids[source] for prompt, group in zip(prompts, groups) for source in group]
     logprobs = iter(source_logprobs(model, trie, sequences, batch_size))
+    return [scored_candidates(q, {s: next(logprobs) for s in group}, recited) for q, group in zip(questions, groups)]
+
+
+def scored_candidates(question: str, logprobs: dict[str, float], recited: verify.Recitations) -> list[Candidate]:
+    """A Candidate per source, given the model's log-probability of each (all the parts of a
+    section among them) and what the model recites."""
+    sections: dict[str, list[float]] = {}
+    for source, logprob in logprobs.items():
+        sections.setdefault(verify.section_of(source), []).append(logprob)
+    section_logprob = {section: log_sum_exp(values) for section, values in sections.items()}
     return [
-        [Candidate(s, next(logprobs), *recited.coverage(q, s), verify.fits_answer_type(q, recited.texts[s])) for s in group]
-        for q, group in zip(questions, groups)
+        Candidate(
+            source,
+            logprob,
+            section_logprob[verify.section_of(source)],
+            *recited.coverage(question, source),
+            verify.fits_answer_type(question, recited.texts[source]),
+        )
+        for source, logprob in logprobs.items()
     ]
+
+
+def log_sum_exp(logprobs: list[float]) -> float:
+    """log(sum(exp(x))): the log-probability of any of several outcomes."""
+    return torch.logsumexp(torch.tensor(logprobs, dtype=torch.float64), 0).item()
 
 
 def check(
@@ -392,8 +419,9 @@ def check(
     batch_size: int = 64,
 ) -> list[Reply]:
     """Pick each question's source among its candidates (verify.py): the model's
-    log-probability of each, plus recital_weight times the share of the question's words
-    that its recitation covers (its section's, and a quarter of its passage's)."""
+    log-probability of it and of its section, plus recital_weight times the share of the
+    question's words that its recitation covers (its section's, and half its passage's),
+    plus ANSWER_TYPE_BONUS where it fits the answer type (Candidate.score)."""
     groups = candidates(model, tokenizer, trie, questions, memory, max_new_tokens, batch_size)
     return [pick(group, recital_weight) for group in groups]
 
@@ -406,8 +434,7 @@ def pick(group: list[Candidate], recital_weight: float) -> Reply:
     into a calibrated confidence: the log of that article probability, the section's and the
     passage's coverage, and whether the passage fits the answer type (1.0 or 0.0)."""
     best = max(group, key=lambda c: c.score(recital_weight))
-    sections = [c.logprob for c in group if source_title(c.source) == source_title(best.source)]
-    article = min(0.0, torch.logsumexp(torch.tensor(sections, dtype=torch.float64), 0).item())  # log P(article)
+    article = min(0.0, log_sum_exp([c.logprob for c in group if source_title(c.source) == source_title(best.source)]))
     evidence = (article, best.coverage, best.passage_coverage, float(best.fits_answer_type))
     return Reply(best.source, "", math.exp(article / 2) * best.coverage, evidence)
 

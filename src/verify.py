@@ -12,9 +12,10 @@ recites, never the articles.
 The check reads every recitation: the candidates are the sections of the article the model
 named and of the article whose recitation covers the question best (the model often names
 a wrong article for a question that names no subject: "Which organ makes insulin?"). A
-source's score is the model's log-probability of it plus recital_weight times the share of
-the question's words that the recitation of its section covers, and a quarter of that
-weight times the share its own passage covers (`Recitations`); the answer's confidence is
+source's score is the model's log-probability of it and of its section, plus recital_weight
+times the share of the question's words that the recitation of its section covers and half
+the share its own passage covers (`Recitations`), plus a bonus where it fits the answer
+type (qa.Candidate.score); the answer's confidence is
 the square root of the model's probability of the article times the section's share, so
 an answer about words the model can't recite is declined (src/calibrate.py learns a better
 mix of the same evidence, with whether the passage fits the answer type: `fits_answer_type`).

@@ -417,6 +417,11 @@ def test_source_logprobs_are_the_header_logprobs_by_hand(loaded):
         assert scored == pytest.approx(by_hand, abs=1e-4)
 
 
+def score_by_hand(c: qa.Candidate, recital_weight: float) -> float:
+    recited = recital_weight * (c.coverage + c.passage_coverage / 2)
+    return (c.logprob + c.section_logprob) / 2 + recited + 4.0 * c.fits_answer_type
+
+
 def test_check_picks_among_the_named_and_the_best_covered_article_by_score(loaded):
     model, tokenizer, trie = loaded
     questions = ["What does the tiger eat?", "Where do tigers live?", "How many moons orbit Mars?", "What does a glorp eat?"]
@@ -433,9 +438,13 @@ def test_check_picks_among_the_named_and_the_best_covered_article_by_score(loade
         (plain,) = qa.answer(model, tokenizer, trie, [question], MAX_NEW_TOKENS)  # named, not checked
         assert plain.source == reply.source and memory[reply.source] == plain.text  # the greedy recitation
         assert [(c.coverage, c.passage_coverage) for c in group] == [recited.coverage(question, c.source) for c in group]
+        assert [c.fits_answer_type for c in group] == [verify.fits_answer_type(question, memory[c.source]) for c in group]
+        for c in group:  # a section's probability: the sum of its parts'
+            parts = [math.exp(p.logprob) for p in group if verify.section_of(p.source) == verify.section_of(c.source)]
+            assert math.exp(c.section_logprob) == pytest.approx(sum(parts), rel=1e-6)
         for weight in (0.0, 1.0, 1e6):
             (checked,) = qa.check(model, tokenizer, trie, [question], weight, memory, MAX_NEW_TOKENS)
-            best = max(group, key=lambda c: c.logprob + weight * (c.coverage + c.passage_coverage / 4))
+            best = max(group, key=lambda c: score_by_hand(c, weight))
             article = sum(math.exp(c.logprob) for c in group if qa.source_title(c.source) == qa.source_title(best.source))
             assert checked.source == best.source
             assert checked.confidence == pytest.approx(math.sqrt(min(1.0, article)) * best.coverage, abs=1e-6)

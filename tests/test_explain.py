@@ -76,17 +76,19 @@ def test_names_a_real_source_with_the_confidence_ask_uses(explained):
     # covered one, best score first
     named = "".join(ast.literal_eval(row.group(2)) for row in step_lines(stdout, "Step 1, name the source"))
     block = stdout.split("Check the source:", 1)[1].split("\n\n", 1)[0].splitlines()[2:]
-    rows = [re.match(r"\s*([\d.]+)\s+(\d+)%\s+(\d+)%\s+(-?[\d.]+)\s+(.*?):(  <- picked)?$", line) for line in block]
+    row_pattern = r"\s*([\d.]+)\s+([\d.]+)\s+(\d+)%\s+(\d+)%\s+(yes|no)\s+(-?[\d.]+)\s+(.*?):(  <- picked)?$"
+    rows = [re.match(row_pattern, line) for line in block]
     assert rows and all(rows), block
-    shown = {row.group(5) + ":" for row in rows}
+    assert all(float(row.group(2)) >= float(row.group(1)) - 0.001 for row in rows)  # a section holds its parts
+    shown = {row.group(7) + ":" for row in rows}
     assert {h for h in headers() if qa.source_title(h) == qa.source_title(named)} <= shown
     assert len({qa.source_title(h) for h in shown}) <= 2
     assert shown == {h for h in headers() if qa.source_title(h) in {qa.source_title(s) for s in shown}}  # whole articles
-    scores = [float(row.group(4)) for row in rows]
-    assert scores == sorted(scores, reverse=True) and rows[0].group(6)  # the best score is picked
-    assert rows[0].group(5) == f"{article} ({section})"
-    article_probability = sum(float(row.group(1)) for row in rows if qa.source_title(row.group(5) + ":") == article)
-    assert confidence == pytest.approx(math.sqrt(min(1.0, article_probability)) * int(rows[0].group(2)) / 100, abs=0.02)
+    scores = [float(row.group(6)) for row in rows]
+    assert scores == sorted(scores, reverse=True) and rows[0].group(8)  # the best score is picked
+    assert rows[0].group(7) == f"{article} ({section})"
+    article_probability = sum(float(row.group(1)) for row in rows if qa.source_title(row.group(7) + ":") == article)
+    assert confidence == pytest.approx(math.sqrt(min(1.0, article_probability)) * int(rows[0].group(3)) / 100, abs=0.02)
     # The same answer ask.py gives: same source, same text.
     asked = subprocess.run(
         [sys.executable, "-m", "src.ask", QUESTION, "--checkpoint", outputs["checkpoint"], "--params", world["params"]],
