@@ -3,8 +3,9 @@
     python -m src.calibrate
 
 The check (qa.check) gives each answer its evidence: the model's log-probability of the
-article, the share of the question's words its section and its passage recite, and whether
-the passage fits the answer type (a number for "how many"). A hand-made mix of these (qa.pick's
+article, the share of the question's words its section and its passage's best sentence
+recite, and whether that sentence fits the answer type (a number for "how many"). A hand-made
+mix of these (qa.pick's
 confidence) tells right from wrong answers poorly: most wrong answers name the right article
 and share the question's words. So this stage learns the mix from validation questions: the
 model answers calibration/natural/ (questions typed the way people type them, each with a
@@ -34,7 +35,7 @@ from src.qa import Calibration, Reply, SourceTrie, answer, answer_settings, load
 from src.recite import made_by, recitations_beside
 
 FORMAT = "minillm-calibration"
-FEATURES = ("article_logprob", "coverage", "passage_coverage", "fits_answer_type")  # qa.pick's evidence, in order
+FEATURES = ("article_logprob", "coverage", "sentence_coverage", "fits_answer_type")  # qa.pick's evidence, in order
 THRESHOLDS = [i / 100 for i in range(101)]
 CALIBRATION_DECLINED = 0.85  # the threshold rule: decline at least this share of the out-of-scope questions
 
@@ -122,8 +123,9 @@ def suggested_threshold(rows: list[dict[str, float]]) -> float:
 
 
 def made_for(checkpoint: str | Path, max_new_tokens: int, recital_weight: float) -> dict:
-    """What a calibration depends on: the recitations' settings and the check's weight."""
-    return {**made_by(checkpoint, max_new_tokens), "recital_weight": recital_weight}
+    """What a calibration depends on: the recitations' settings, the check's weight and the
+    evidence it weighs."""
+    return {**made_by(checkpoint, max_new_tokens), "recital_weight": recital_weight, "features": list(FEATURES)}
 
 
 def read_calibration(path: str | Path, made: dict) -> tuple[Calibration | None, dict]:
@@ -175,7 +177,6 @@ def run(args: argparse.Namespace) -> None:
         {
             "format": FORMAT,
             **made_for(args.checkpoint, max_new_tokens, recital_weight),
-            "features": list(FEATURES),
             "weights": calibration.weights if calibration else None,
             "bias": calibration.bias if calibration else None,
             "suggested_min_confidence": suggested,

@@ -139,13 +139,13 @@ def steps_table(tokenizer: Tokenizer, steps: list[Step]) -> str:
 
 def candidates_table(group: list[Candidate], recital_weight: float, picked: str) -> str:
     """One line per candidate: the model's probability of it and of its section, the share
-    of the question's words its section's recitation covers and its passage's, whether it
-    fits the answer type, and the score that picks one (qa.check)."""
-    lines = [f"{'p':>7} {'p(sect)':>7} {'section':>7} {'passage':>7} {'fits':>4} {'score':>7}  source"]
+    of the question's words its section's recitation covers and its best sentence's, whether
+    that sentence fits the answer type, and the score that picks one (qa.check)."""
+    lines = [f"{'p':>7} {'p(sect)':>7} {'section':>7} {'sentence':>8} {'fits':>4} {'score':>7}  source"]
     for c in sorted(group, key=lambda c: -c.score(recital_weight)):
         mark = "  <- picked" if c.source == picked else ""
         probabilities = f"{math.exp(c.logprob):7.3f} {math.exp(c.section_logprob):7.3f}"
-        covers = f"{c.coverage:7.0%} {c.passage_coverage:7.0%} {'yes' if c.fits_answer_type else 'no':>4}"
+        covers = f"{c.coverage:7.0%} {c.sentence_coverage:8.0%} {'yes' if c.fits_answer_type else 'no':>4}"
         lines.append(f"{probabilities} {covers} {c.score(recital_weight):7.2f}  {c.source}{mark}")
     return "\n".join(lines)
 

@@ -335,7 +335,6 @@ class Calibration:
         return replace(reply, confidence=self.confidence(reply.evidence))
 
 
-PASSAGE_WEIGHT = 0.5  # a passage's own coverage counts this much beside its section's (chosen on validation)
 ANSWER_TYPE_BONUS = 4.0  # what fitting the answer type adds to a candidate's score (chosen on validation)
 
 
@@ -345,15 +344,15 @@ class Candidate:
     logprob: float  # log P(source | question)
     section_logprob: float  # log P(its section | question): the log of the sum over the section's parts
     coverage: float  # the share of the question's words its section's recitation covers (verify.Recitations)
-    passage_coverage: float  # the share its own passage's recitation covers
-    fits_answer_type: bool  # verify.fits_answer_type: no number in it for a how-many question: False
+    sentence_coverage: float  # the share its passage's best sentence covers
+    fits_answer_type: bool  # verify.fits_answer_type of that sentence: no number in it for a how-many question: False
 
     def score(self, recital_weight: float) -> float:
         """What `check` ranks the candidates by. Its probability counts half as the passage's
         own, half as its section's: generate.py cuts a long section into parts, the model
         spreads its belief over them, and which part answers is mostly for the recited words
         to tell."""
-        recited = recital_weight * (self.coverage + PASSAGE_WEIGHT * self.passage_coverage)
+        recited = recital_weight * (self.coverage + self.sentence_coverage)
         return (self.logprob + self.section_logprob) / 2 + recited + ANSWER_TYPE_BONUS * self.fits_answer_type
 
 
@@ -392,13 +391,7 @@ def scored_candidates(question: str, logprobs: dict[str, float], recited: verify
         sections.setdefault(verify.section_of(source), []).append(logprob)
     section_logprob = {section: log_sum_exp(values) for section, values in sections.items()}
     return [
-        Candidate(
-            source,
-            logprob,
-            section_logprob[verify.section_of(source)],
-            *recited.coverage(question, source),
-            verify.fits_answer_type(question, recited.texts[source]),
-        )
+        Candidate(source, logprob, section_logprob[verify.section_of(source)], *recited.coverage(question, source))
         for source, logprob in logprobs.items()
     ]
 
@@ -419,9 +412,9 @@ def check(
     batch_size: int = 64,
 ) -> list[Reply]:
     """Pick each question's source among its candidates (verify.py): the model's
-    log-probability of it and of its section, plus recital_weight times the share of the
-    question's words that its recitation covers (its section's, and half its passage's),
-    plus ANSWER_TYPE_BONUS where it fits the answer type (Candidate.score)."""
+    log-probability of it and of its section, plus recital_weight times the shares of the
+    question's words that its section's recitation and its passage's best sentence cover,
+    plus ANSWER_TYPE_BONUS where that sentence fits the answer type (Candidate.score)."""
     groups = candidates(model, tokenizer, trie, questions, memory, max_new_tokens, batch_size)
     return [pick(group, recital_weight) for group in groups]
 
@@ -432,10 +425,10 @@ def pick(group: list[Candidate], recital_weight: float) -> Reply:
     coverage (the square root, chosen on validation, lets a well-covered section of an
     article the model did not name be answered). Its evidence, what src/calibrate.py turns
     into a calibrated confidence: the log of that article probability, the section's and the
-    passage's coverage, and whether the passage fits the answer type (1.0 or 0.0)."""
+    best sentence's coverage, and whether that sentence fits the answer type (1.0 or 0.0)."""
     best = max(group, key=lambda c: c.score(recital_weight))
     article = min(0.0, log_sum_exp([c.logprob for c in group if source_title(c.source) == source_title(best.source)]))
-    evidence = (article, best.coverage, best.passage_coverage, float(best.fits_answer_type))
+    evidence = (article, best.coverage, best.sentence_coverage, float(best.fits_answer_type))
     return Reply(best.source, "", math.exp(article / 2) * best.coverage, evidence)
 
 

@@ -13,12 +13,11 @@ The check reads every recitation: the candidates are the sections of the article
 named and of the article whose recitation covers the question best (the model often names
 a wrong article for a question that names no subject: "Which organ makes insulin?"). A
 source's score is the model's log-probability of it and of its section, plus recital_weight
-times the share of the question's words that the recitation of its section covers and half
-the share its own passage covers (`Recitations`), plus a bonus where it fits the answer
-type (qa.Candidate.score); the answer's confidence is
-the square root of the model's probability of the article times the section's share, so
-an answer about words the model can't recite is declined (src/calibrate.py learns a better
-mix of the same evidence, with whether the passage fits the answer type: `fits_answer_type`).
+times the shares of the question's words that the recitation of its section covers and that
+its passage's best sentence covers (`Recitations`), plus a bonus where that sentence fits
+the answer type (qa.Candidate.score); the answer's confidence is the square root of the
+model's probability of the article times the section's share, so an answer about words the
+model can't recite is declined (src/calibrate.py learns a better mix of the same evidence).
 """
 
 from __future__ import annotations
@@ -80,6 +79,18 @@ def fits_answer_type(question: str, text: str) -> bool:
     return NUMBER_QUESTION.search(question) is None or NUMBER.search(text) is not None
 
 
+def sentence_words(source: str, text: str) -> list[tuple[str, set[str]]]:
+    """Each sentence of a passage's text with its content words and its header's (the header
+    alone where the text is empty).
+
+    >>> [(s, sorted(w)) for s, w in sentence_words("Tiger (Diet):", "A tiger hunts. Cubs play!")]
+    [('A tiger hunts.', ['diet', 'hunt', 'tig']), ('Cubs play!', ['cub', 'diet', 'play', 'tig'])]
+    """
+    header = content_words(source)
+    sentences = [s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s] or [""]
+    return [(sentence, header | content_words(sentence)) for sentence in sentences]
+
+
 def section_of(source: str) -> str:
     """The section a passage's header belongs to, its parts together (generate.py splits a
     long section into parts of 2-4 sentences).
@@ -92,45 +103,53 @@ def section_of(source: str) -> str:
 
 class Recitations:
     """What the model recites from each header, as the content words of each passage (its
-    header and recitation) and of each section (its parts together): what the check reads.
+    header and recitation), of each sentence of it (with its header's words: "Tiger (Diet):"
+    speaks for each of its sentences) and of each section (its parts together): what the
+    check reads.
 
     The parts of a section share what it says, so a section's coverage of a question counts
     the words of all its parts ("What does the tiger eat?" is about Tiger (Diet) even where
-    the word "eat" comes only in its part 2); the passage's own coverage then tells its parts
-    apart ("How tall is Mount Everest?": the part that gives the height).
+    the word "eat" comes only in its part 2); the passage's best sentence then tells its parts
+    apart ("How tall is Mount Everest?": the sentence that gives the height). An answer sits
+    in one sentence: a passage that covers a question only across sentences often does not
+    hold its answer.
 
-    >>> recited = Recitations({"Tiger (Diet):": "Tigers hunt deer.", "Tiger (Diet, part 2):": "They eat a lot."})
-    >>> recited.coverage("What do tigers eat?", "Tiger (Diet):")
-    (1.0, 0.5)
-    >>> recited.coverage("What does a glorp eat?", "Tiger (Diet, part 2):")
-    (0.5, 0.5)
+    >>> recited = Recitations({"Tiger (Diet):": "Tigers hunt deer. A tiger eats 9 kg.", "Tiger (Diet, part 2):": "Cubs play."})
+    >>> recited.coverage("How much does a tiger eat?", "Tiger (Diet):")
+    (1.0, 1.0, True)
+    >>> recited.coverage("How much does a tiger eat?", "Tiger (Diet, part 2):")  # "eat" only in part 1; no number
+    (1.0, 0.5, False)
     >>> recited.coverage("What is it?", "Tiger (Diet):")
-    (0.0, 0.0)
+    (0.0, 0.0, False)
     >>> recited.best_covered("What do tigers eat?")
     'Tiger (Diet):'
     """
 
     def __init__(self, recitations: dict[str, str]):
         self.texts = recitations
-        self.passage_words = {source: content_words(f"{source} {text}") for source, text in recitations.items()}
+        self.sentences = {source: sentence_words(source, text) for source, text in recitations.items()}
         self.section_words: dict[str, set[str]] = {}
-        for source, words in self.passage_words.items():
+        for source, sentences in self.sentences.items():
+            words = set().union(*(words for _, words in sentences))
             self.section_words[section_of(source)] = self.section_words.get(section_of(source), set()) | words
-        self.sources = list(self.passage_words)
+        self.sources = list(recitations)
         self.holders: dict[str, list[int]] = {}  # word -> the sources (by index) whose section holds it
         for index, source in enumerate(self.sources):
             for word in self.section_words[section_of(source)]:
                 self.holders.setdefault(word, []).append(index)
 
-    def coverage(self, question: str, source: str) -> tuple[float, float]:
-        """The share of the question's content words that the source's section contains, and
-        that the passage itself contains; (0.0, 0.0) for a question with none ("???", "what
-        is it"): nothing in it can be checked, so nothing is answered."""
+    def coverage(self, question: str, source: str) -> tuple[float, float, bool]:
+        """The share of the question's content words that the source's section contains, the
+        share its passage's best sentence contains, and whether a best sentence fits the
+        answer type; (0.0, 0.0, False) for a question with none ("???", "what is it"):
+        nothing in it can be checked, so nothing is answered."""
         asked = content_words(question)
         if not asked:
-            return 0.0, 0.0
-        section, passage = self.section_words[section_of(source)], self.passage_words[source]
-        return len(asked & section) / len(asked), len(asked & passage) / len(asked)
+            return 0.0, 0.0, False
+        sentences = [(len(asked & words) / len(asked), sentence) for sentence, words in self.sentences[source]]
+        best = max(share for share, _ in sentences)
+        fits = any(fits_answer_type(question, sentence) for share, sentence in sentences if share == best)
+        return len(asked & self.section_words[section_of(source)]) / len(asked), best, fits
 
     def best_covered(self, question: str) -> str:
         """The source whose section covers the question best (the first such on a tie),

@@ -418,7 +418,7 @@ def test_source_logprobs_are_the_header_logprobs_by_hand(loaded):
 
 
 def score_by_hand(c: qa.Candidate, recital_weight: float) -> float:
-    recited = recital_weight * (c.coverage + c.passage_coverage / 2)
+    recited = recital_weight * (c.coverage + c.sentence_coverage)
     return (c.logprob + c.section_logprob) / 2 + recited + 4.0 * c.fits_answer_type
 
 
@@ -437,8 +437,9 @@ def test_check_picks_among_the_named_and_the_best_covered_article_by_score(loade
         assert {c.source for c in group} == {h for h in headers() if qa.source_title(h) in articles}
         (plain,) = qa.answer(model, tokenizer, trie, [question], MAX_NEW_TOKENS)  # named, not checked
         assert plain.source == reply.source and memory[reply.source] == plain.text  # the greedy recitation
-        assert [(c.coverage, c.passage_coverage) for c in group] == [recited.coverage(question, c.source) for c in group]
-        assert [c.fits_answer_type for c in group] == [verify.fits_answer_type(question, memory[c.source]) for c in group]
+        assert [(c.coverage, c.sentence_coverage, c.fits_answer_type) for c in group] == [
+            recited.coverage(question, c.source) for c in group
+        ]
         for c in group:  # a section's probability: the sum of its parts'
             parts = [math.exp(p.logprob) for p in group if verify.section_of(p.source) == verify.section_of(c.source)]
             assert math.exp(c.section_logprob) == pytest.approx(sum(parts), rel=1e-6)
@@ -688,13 +689,14 @@ def test_calibrate_learns_the_confidence_from_the_validation_answers(evaluated, 
     shares = calibrate.outcomes(given, [q["pattern"] for q in CALIBRATION_NATURAL])
     assert (at["val_right"], at["val_wrong"]) == (shares["accuracy"], shares["wrong"])
     assert at["calibration_declined"] == declined(replies[len(natural) :])
-    # another checkpoint's (or other settings') calibration is not used
+    # another checkpoint's (or other settings' or evidence's) calibration is not used
     assert calibrate.read_calibration(outputs["calibration"], {**made, "recital_weight": RECITAL_WEIGHT + 1}) == (None, {})
+    assert calibrate.read_calibration(outputs["calibration"], {**made, "features": ["passage_coverage"]}) == (None, {})
 
 
 def test_fit_learns_which_evidence_means_right():
-    """Answers are right where the passage covers the question: the fitted confidence rises
-    with passage coverage and is a probability; all-wrong answers leave nothing to learn."""
+    """Answers are right where the best sentence covers the question: the fitted confidence
+    rises with that coverage and is a probability; all-wrong answers leave nothing to learn."""
     evidence = [(-0.1, 1.0, cover / 10, 1.0) for cover in range(11)] * 4
     right = [x[2] >= 0.5 for x in evidence]
     calibration = calibrate.fit(evidence, right)
