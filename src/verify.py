@@ -126,7 +126,6 @@ class Recitations:
     """
 
     def __init__(self, recitations: dict[str, str]):
-        self.texts = recitations
         self.sentences = {source: sentence_words(source, text) for source, text in recitations.items()}
         self.section_words: dict[str, set[str]] = {}
         for source, sentences in self.sentences.items():
