@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from src.utils import STOPWORDS
+from src import utils
 
 NUMBER_QUESTION = re.compile(  # questions whose answer is a number: a count, a size, a date
     r"\bhow (many|much|tall|high|deep|long|big|large|far|wide|heavy|old|fast|hot|cold|warm|thick|often)\b"
@@ -62,7 +62,7 @@ def content_words(text: str) -> set[str]:
     ['australia', 'eat', 'koala']
     """
     words = re.findall(r"[a-z0-9][a-z0-9-]*[a-z0-9]", text.lower())
-    return {stem(w) for w in words if len(w) >= 3 and w not in STOPWORDS}
+    return {stem(w) for w in words if len(w) >= 3 and w not in utils.STOPWORDS}
 
 
 def fits_answer_type(question: str, text: str) -> bool:
@@ -87,7 +87,7 @@ def sentence_words(source: str, text: str) -> list[tuple[str, set[str]]]:
     [('A tiger hunts.', ['diet', 'hunt', 'tig']), ('Cubs play!', ['cub', 'diet', 'play', 'tig'])]
     """
     header = content_words(source)
-    sentences = [s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s] or [""]
+    sentences = utils.split_sentences(text) or [""]
     return [(sentence, header | content_words(sentence)) for sentence in sentences]
 
 
@@ -102,10 +102,9 @@ def section_of(source: str) -> str:
 
 
 class Recitations:
-    """What the model recites from each header, as the content words of each passage (its
-    header and recitation), of each sentence of it (with its header's words: "Tiger (Diet):"
-    speaks for each of its sentences) and of each section (its parts together): what the
-    check reads.
+    """What the model recites from each header, as the content words of each sentence of it
+    (with its header's words: "Tiger (Diet):" speaks for each of its sentences) and of each
+    section (its parts together): what the check reads.
 
     The parts of a section share what it says, so a section's coverage of a question counts
     the words of all its parts ("What does the tiger eat?" is about Tiger (Diet) even where
