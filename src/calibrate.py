@@ -4,9 +4,9 @@
 
 The check (qa.check) gives each answer its evidence: the model's log-probability of the
 article, the share of the question's words its section and its passage's best sentence
-recite, and whether that sentence fits the answer type (a number for "how many"). A hand-made
-mix of these (qa.pick's
-confidence) tells right from wrong answers poorly: most wrong answers name the right article
+recite, whether that sentence fits the answer type (a number for "how many"), and the margin
+by which the pick beats the other sections. A hand-made mix of these (qa.pick's confidence)
+tells right from wrong answers poorly: most wrong answers name the right article
 and share the question's words. So this stage learns the mix from validation questions: the
 model answers calibration/natural/ (questions typed the way people type them, each with a
 pattern a right answer matches: distinct from the evaluation sets, which only eval reads) and
@@ -35,7 +35,7 @@ from src.qa import Calibration, Reply, SourceTrie, answer, answer_settings, load
 from src.recite import made_by, recitations_beside
 
 FORMAT = "minillm-calibration"
-FEATURES = ("article_logprob", "coverage", "sentence_coverage", "fits_answer_type")  # qa.pick's evidence, in order
+FEATURES = ("article_logprob", "coverage", "sentence_coverage", "fits_answer_type", "margin")  # qa.pick's evidence, in order
 THRESHOLDS = [i / 100 for i in range(101)]
 CALIBRATION_DECLINED = 0.85  # the threshold rule: decline at least this share of the out-of-scope questions
 

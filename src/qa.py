@@ -335,7 +335,7 @@ class Calibration:
         return replace(reply, confidence=self.confidence(reply.evidence))
 
 
-ANSWER_TYPE_BONUS = 4.0  # what fitting the answer type adds to a candidate's score (chosen on validation)
+ANSWER_TYPE_BONUS = 8.0  # what fitting the answer type adds to a candidate's score (chosen on validation)
 
 
 @dataclass
@@ -425,10 +425,15 @@ def pick(group: list[Candidate], recital_weight: float) -> Reply:
     coverage (the square root, chosen on validation, lets a well-covered section of an
     article the model did not name be answered). Its evidence, what src/calibrate.py turns
     into a calibrated confidence: the log of that article probability, the section's and the
-    best sentence's coverage, and whether that sentence fits the answer type (1.0 or 0.0)."""
-    best = max(group, key=lambda c: c.score(recital_weight))
+    best sentence's coverage, whether that sentence fits the answer type (1.0 or 0.0), and
+    the margin by which its score beats the best of the other sections' (a close second
+    means the check could as well have picked another answer)."""
+    scores = [c.score(recital_weight) for c in group]
+    best = group[scores.index(max(scores))]
+    others = [x for c, x in zip(group, scores) if verify.section_of(c.source) != verify.section_of(best.source)]
+    margin = max(scores) - max(others, default=max(scores))
     article = min(0.0, log_sum_exp([c.logprob for c in group if source_title(c.source) == source_title(best.source)]))
-    evidence = (article, best.coverage, best.sentence_coverage, float(best.fits_answer_type))
+    evidence = (article, best.coverage, best.sentence_coverage, float(best.fits_answer_type), margin)
     return Reply(best.source, "", math.exp(article / 2) * best.coverage, evidence)
 
 

@@ -22,6 +22,7 @@ model can't recite is declined (src/calibrate.py learns a better mix of the same
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 
@@ -38,6 +39,20 @@ NUMBER = re.compile(
     r"|hundred|thousand|million|billion|half|dozen|quarter)\b",
     re.IGNORECASE,
 )
+PERCENT_QUESTION = re.compile(r"\b(percentage|per ?cent|proportion)\b", re.IGNORECASE)
+PERCENT = re.compile(r"per ?cent|%|\b(half|third|quarter|fifth)\b", re.IGNORECASE)
+TIME_QUESTION = re.compile(r"^\W*when\b|\b(what|which) (year|century|month|season)\b", re.IGNORECASE)
+TIME = re.compile(
+    r"\d|\b(century|centuries|ago|years?|spring|summer|autumn|winter|January|February|March|April|May|June|July"
+    r"|August|September|October|November|December)\b",
+    re.IGNORECASE,
+)
+WHO_QUESTION = re.compile(r"^\W*(who|whose)\b", re.IGNORECASE)
+ANSWER_TYPES = [  # a question that asks for..., what a text that answers it must hold
+    (NUMBER_QUESTION, NUMBER),
+    (PERCENT_QUESTION, PERCENT),
+    (TIME_QUESTION, TIME),
+]
 SUFFIXES = ("est", "ing", "ed", "es", "er", "e", "s")  # longest first
 
 
@@ -66,8 +81,10 @@ def content_words(text: str) -> set[str]:
 
 
 def fits_answer_type(question: str, text: str) -> bool:
-    """False where the question asks for a number (how many, how tall, when was...) and the
-    text has none: it can't hold the answer, however many of the question's words it shares.
+    """False where the text can't hold the kind of answer the question asks for, however many
+    of its words it shares: no number for "how many", "how tall" or "when was"; no per cent
+    or fraction for "what percentage"; no date, season or span of years for "when"; and for
+    "who", no name (a capitalised word after the text's first) that the question lacks.
 
     >>> fits_answer_type("How tall is a giraffe?", "Giraffes eat leaves of acacia trees.")
     False
@@ -75,8 +92,21 @@ def fits_answer_type(question: str, text: str) -> bool:
     True
     >>> fits_answer_type("What do giraffes eat?", "Giraffes eat leaves of acacia trees.")
     True
+    >>> fits_answer_type("Who discovered Uranus?", "Uranus was found by William Herschel.")
+    True
+    >>> fits_answer_type("Who discovered Uranus?", "Uranus is an ice giant with faint rings.")
+    False
     """
-    return NUMBER_QUESTION.search(question) is None or NUMBER.search(text) is not None
+    if WHO_QUESTION.search(question) and not names_someone_new(question, text):
+        return False
+    return all(not asks.search(question) or holds.search(text) for asks, holds in ANSWER_TYPES)
+
+
+def names_someone_new(question: str, text: str) -> bool:
+    """Whether the text has a capitalised word after its first one (most sentences start
+    with one) that the question doesn't have: a crude test for a name ("William Herschel")."""
+    asked = {word.lower() for word in re.findall(r"[A-Za-z]+", question)}
+    return any(name.lower() not in asked for name in re.findall(r"\b[A-Z][a-z]+", text)[1:])
 
 
 def sentence_words(source: str, text: str) -> list[tuple[str, set[str]]]:
@@ -113,11 +143,18 @@ class Recitations:
     in one sentence: a passage that covers a question only across sentences often does not
     hold its answer.
 
+    A word counts by how rare it is among the recited sentences (its inverse document
+    frequency, smoothed as scikit-learn's TfidfVectorizer does): in "Where do Asiatic lions
+    live?" the sentence with "Asiatic" matters more than one with "lions" and "live", and a
+    word the model never recites ("glorp") weighs most, so a question about it is covered
+    least.
+
     >>> recited = Recitations({"Tiger (Diet):": "Tigers hunt deer. A tiger eats 9 kg.", "Tiger (Diet, part 2):": "Cubs play."})
     >>> recited.coverage("How much does a tiger eat?", "Tiger (Diet):")
     (1.0, 1.0, True)
-    >>> recited.coverage("How much does a tiger eat?", "Tiger (Diet, part 2):")  # "eat" only in part 1; no number
-    (1.0, 0.5, False)
+    >>> section, sentence, fits = recited.coverage("How much does a tiger eat?", "Tiger (Diet, part 2):")
+    >>> section, round(sentence, 2), fits  # "eat" (rarer than "tiger") only in part 1; no number
+    (1.0, 0.37, False)
     >>> recited.coverage("What is it?", "Tiger (Diet):")
     (0.0, 0.0, False)
     >>> recited.best_covered("What do tigers eat?")
@@ -135,24 +172,38 @@ class Recitations:
         for index, source in enumerate(self.sources):
             for word in self.section_words[section_of(source)]:
                 self.holders.setdefault(word, []).append(index)
+        holding = Counter(word for sentences in self.sentences.values() for _, words in sentences for word in words)
+        self.count = sum(len(sentences) for sentences in self.sentences.values())  # of sentences
+        self.weights = {word: self.weight(n) for word, n in holding.items()}
+
+    def weight(self, holding: int) -> float:
+        """A word's weight: log((1 + sentences) / (1 + sentences holding it)) + 1."""
+        return math.log((1 + self.count) / (1 + holding)) + 1
+
+    def weighed(self, words: set[str]) -> float:
+        return sum(self.weights.get(word, self.weight(0)) for word in words)
 
     def coverage(self, question: str, source: str) -> tuple[float, float, bool]:
-        """The share of the question's content words that the source's section contains, the
-        share its passage's best sentence contains, and whether a best sentence fits the
-        answer type; (0.0, 0.0, False) for a question with none ("???", "what is it"):
-        nothing in it can be checked, so nothing is answered."""
+        """The share of the question's content words (by weight) that the source's section
+        contains, the share its passage's best sentence contains, and whether a best sentence
+        fits the answer type; (0.0, 0.0, False) for a question with none ("???", "what is
+        it"): nothing in it can be checked, so nothing is answered."""
         asked = content_words(question)
         if not asked:
             return 0.0, 0.0, False
-        sentences = [(len(asked & words) / len(asked), sentence) for sentence, words in self.sentences[source]]
+        total = self.weighed(asked)
+        sentences = [(self.weighed(asked & words) / total, sentence) for sentence, words in self.sentences[source]]
         best = max(share for share, _ in sentences)
         fits = any(fits_answer_type(question, sentence) for share, sentence in sentences if share == best)
-        return len(asked & self.section_words[section_of(source)]) / len(asked), best, fits
+        return self.weighed(asked & self.section_words[section_of(source)]) / total, best, fits
 
     def best_covered(self, question: str) -> str:
         """The source whose section covers the question best (the first such on a tie),
         counted through `holders`, the sources of each word, rather than by comparing the
         question with each of the 1,800 sections."""
-        shared = Counter(index for word in content_words(question) for index in self.holders.get(word, ()))
-        most = max(shared.values(), default=0)
+        shared: dict[int, float] = {}
+        for word in content_words(question):
+            for index in self.holders.get(word, ()):
+                shared[index] = shared.get(index, 0.0) + self.weights[word]
+        most = max(shared.values(), default=0.0)
         return self.sources[min((i for i, n in shared.items() if n == most), default=0)]

@@ -419,7 +419,26 @@ def test_source_logprobs_are_the_header_logprobs_by_hand(loaded):
 
 def score_by_hand(c: qa.Candidate, recital_weight: float) -> float:
     recited = recital_weight * (c.coverage + c.sentence_coverage)
-    return (c.logprob + c.section_logprob) / 2 + recited + 4.0 * c.fits_answer_type
+    return (c.logprob + c.section_logprob) / 2 + recited + 8.0 * c.fits_answer_type
+
+
+def test_coverage_weighs_a_word_by_how_rare_it_is_among_the_recited_sentences():
+    recited = verify.Recitations(
+        {
+            "Lion (Habitat):": "Lions live in grassland. Lions live in open woodland.",
+            "Lion (Habitat, part 2):": "A separate population of Asiatic lions survives in India.",
+            "Lion (Diet):": "Lions live on meat.",
+        }
+    )
+    question = "Where do Asiatic lions live?"  # each passage's best sentence has two of its three words
+    _, part_1, _ = recited.coverage(question, "Lion (Habitat):")
+    _, part_2, _ = recited.coverage(question, "Lion (Habitat, part 2):")
+    assert part_2 > part_1  # "asiatic" (in one sentence of four) outweighs "live" (in three)
+    assert recited.best_covered(question) == "Lion (Habitat):"  # the section, both parts, has all three
+    # a word the model never recites weighs most: two of three words covered is less than 2/3
+    section, sentence, _ = recited.coverage("Where do glorp lions live?", "Lion (Habitat):")
+    assert section == sentence < 2 / 3
+    assert recited.coverage("Where do lions live?", "Lion (Habitat):")[:2] == (1.0, 1.0)
 
 
 def test_check_picks_among_the_named_and_the_best_covered_article_by_score(loaded):
@@ -449,6 +468,9 @@ def test_check_picks_among_the_named_and_the_best_covered_article_by_score(loade
             article = sum(math.exp(c.logprob) for c in group if qa.source_title(c.source) == qa.source_title(best.source))
             assert checked.source == best.source
             assert checked.confidence == pytest.approx(math.sqrt(min(1.0, article)) * best.coverage, abs=1e-6)
+            others = [c for c in group if verify.section_of(c.source) != verify.section_of(best.source)]
+            margin = score_by_hand(best, weight) - max(score_by_hand(c, weight) for c in others)
+            assert checked.evidence[4] == pytest.approx(margin, abs=1e-6) and margin >= 0
         (by_coverage,) = qa.check(model, tokenizer, trie, [question], 1e6, memory, MAX_NEW_TOKENS)
         assert by_coverage.source in [c.source for c in group if c.coverage == max(c.coverage for c in group)]
 
