@@ -14,8 +14,9 @@ named and of the article whose recitation covers the question best (the model of
 a wrong article for a question that names no subject: "Which organ makes insulin?"). A
 source's score is the model's log-probability of it and of its section, plus recital_weight
 times the shares of the question's words that the recitation of its section covers and that
-its passage's best sentence covers (`Recitations`), plus a bonus where that sentence fits
-the answer type (qa.Candidate.score); the answer's confidence is the square root of the
+its passage's best sentence covers (each word weighed by how rare it is among the recited
+sentences: `Recitations`), plus a bonus where that sentence fits the answer type
+(`fits_answer_type`, qa.Candidate.score); the answer's confidence is the square root of the
 model's probability of the article times the section's share, so an answer about words the
 model can't recite is declined (src/calibrate.py learns a better mix of the same evidence).
 """
