@@ -428,7 +428,7 @@ def pick(group: list[Candidate], recital_weight: float) -> Reply:
     into a calibrated confidence: the log of that article probability, the section's and the
     best sentence's coverage, whether that sentence fits the answer type (1.0 or 0.0), and
     the margin by which its score beats the best of the other sections' (a close second
-    means the check could as well have picked another answer)."""
+    means the check could as well have picked another answer; 0 where there is none)."""
     scores = [c.score(recital_weight) for c in group]
     best = group[scores.index(max(scores))]
     others = [x for c, x in zip(group, scores) if verify.section_of(c.source) != verify.section_of(best.source)]
@@ -574,8 +574,8 @@ def trie_logprob(trie: SourceTrie, logits: torch.Tensor, header: list[int]) -> f
 def trie_logprobs(trie: SourceTrie, logits: torch.Tensor, headers: list[list[int]]) -> list[float]:
     """trie_logprob of many headers at once, from their logits one after another (as many
     rows as they have tokens): a few tensor operations over all their tokens instead of a
-    small softmax per token, five times faster (a tenth of eval's time). Tested equal to
-    trie_logprob."""
+    small softmax per token, four times faster (the per-token loop took about a tenth of
+    eval's time). Tested equal to trie_logprob."""
     rows, allowed_ids = [], []  # (row, token) for every token the trie allows before each header token
     tokens, owners = [], []  # each header token, and which header it belongs to
     for index, header in enumerate(headers):

@@ -174,14 +174,15 @@ class Recitations:
             for word in self.section_words[section_of(source)]:
                 self.holders.setdefault(word, []).append(index)
         holding = Counter(word for sentences in self.sentences.values() for _, words in sentences for word in words)
-        self.count = sum(len(sentences) for sentences in self.sentences.values())  # of sentences
+        self.sentence_count = sum(len(sentences) for sentences in self.sentences.values())
         self.weights = {word: self.weight(n) for word, n in holding.items()}
 
     def weight(self, holding: int) -> float:
-        """A word's weight: log((1 + sentences) / (1 + sentences holding it)) + 1."""
-        return math.log((1 + self.count) / (1 + holding)) + 1
+        """The weight of a word that this many sentences hold: log((1 + sentences) / (1 + holding)) + 1."""
+        return math.log((1 + self.sentence_count) / (1 + holding)) + 1
 
     def weighed(self, words: set[str]) -> float:
+        """The words' weights summed (a word no recitation holds weighs most: weight(0))."""
         return sum(self.weights.get(word, self.weight(0)) for word in words)
 
     def coverage(self, question: str, source: str) -> tuple[float, float, bool]:

@@ -417,14 +417,14 @@ def test_source_logprobs_are_the_header_logprobs_by_hand(loaded):
         assert scored == pytest.approx(by_hand, abs=1e-4)
 
 
-def test_trie_logprobs_of_many_headers_at_once_are_each_ones_trie_logprob(loaded):
+def test_trie_logprobs_of_many_header_idsat_once_are_each_ones_trie_logprob(loaded):
     model, _, trie = loaded
-    headers_ = [trie.ids[source] for source in headers()] * 2
+    header_ids = [trie.ids[source] for source in headers()] * 2
     vocab_size = model.config.vocab_size
-    logits = torch.randn(sum(len(h) for h in headers_), vocab_size, generator=torch.Generator().manual_seed(0)) * 5
-    one_by_one = [qa.trie_logprob(trie, rows, h) for rows, h in zip(logits.split([len(h) for h in headers_]), headers_)]
-    assert qa.trie_logprobs(trie, logits, headers_) == pytest.approx(one_by_one, abs=1e-5)
-    assert qa.trie_logprobs(trie, logits[: len(headers_[0])], headers_[:1]) == pytest.approx(one_by_one[:1], abs=1e-5)
+    logits = torch.randn(sum(len(h) for h in header_ids), vocab_size, generator=torch.Generator().manual_seed(0)) * 5
+    one_by_one = [qa.trie_logprob(trie, rows, h) for rows, h in zip(logits.split([len(h) for h in header_ids]), header_ids)]
+    assert qa.trie_logprobs(trie, logits, header_ids) == pytest.approx(one_by_one, abs=1e-5)
+    assert qa.trie_logprobs(trie, logits[: len(header_ids[0])], header_ids[:1]) == pytest.approx(one_by_one[:1], abs=1e-5)
 
 
 def score_by_hand(c: qa.Candidate, recital_weight: float) -> float:
