@@ -417,7 +417,7 @@ def test_source_logprobs_are_the_header_logprobs_by_hand(loaded):
         assert scored == pytest.approx(by_hand, abs=1e-4)
 
 
-def test_trie_logprobs_of_many_header_idsat_once_are_each_ones_trie_logprob(loaded):
+def test_trie_logprobs_of_many_headers_at_once_are_each_ones_trie_logprob(loaded):
     model, _, trie = loaded
     header_ids = [trie.ids[source] for source in headers()] * 2
     vocab_size = model.config.vocab_size
