@@ -21,7 +21,8 @@ import torch
 
 from src import utils
 from src.calibrate import calibration_beside
-from src.qa import Reply, SourceTrie, answer, answer_settings, closest_sources, load_model, source_title
+from src.qa import Reply, SourceTrie, answer, answer_settings, closest_sources, load_model
+from src.qa_format import source_title
 from src.recite import recitations_beside
 
 

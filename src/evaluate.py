@@ -56,7 +56,8 @@ from src.calibrate import (
     read_questions,
 )
 from src.model import MiniTransformer
-from src.qa import END, Calibration, Reply, SourceTrie, answer, answer_settings, load_model, source_header, to_batch
+from src.qa import Calibration, Reply, SourceTrie, answer, answer_settings, load_model
+from src.qa_format import END, source_header, to_batch
 from src.recite import recitations_beside
 from src.tokenizer import Tokenizer
 

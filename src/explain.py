@@ -30,18 +30,8 @@ from matplotlib.figure import Figure
 from src import utils
 from src.calibrate import FEATURES, calibration_beside
 from src.model import MiniTransformer
-from src.qa import (
-    END,
-    Candidate,
-    SourceTrie,
-    answer_settings,
-    candidates,
-    load_model,
-    name,
-    pick,
-    precision,
-    source_title,
-)
+from src.qa import Candidate, SourceTrie, answer_settings, candidates, load_model, name, pick, precision
+from src.qa_format import END, source_title
 from src.recite import recitations_beside
 from src.tokenizer import Tokenizer
 

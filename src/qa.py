@@ -1,22 +1,17 @@
-"""The question/answer format the model learns, and answering a question with a trained model.
+"""Answering a question with a trained model, and loading the checkpoint it is in.
 
-A Q&A example is laid out as
-
-    <|question|> What does the tiger eat? <|answer|> Tiger (Diet): Tigers are carnivores ... <|endoftext|>
-
-and the model is trained to produce only the part after <|answer|> (the question too, with
-train.mask_prompt false). The answer opens with its source, the same "Tiger (Diet):" header
-that starts that passage's text in training (train.passage_example). So answering is two
-steps (`answer`): name the source, choosing only among the real ones (SourceTrie), then
-recite the text the model learned after that header, from the header alone, exactly as it
-learned it (recitation, as in Sun et al. 2023, "Recitation-Augmented Language Models"; a
-model trained with train.recitation false continues after the question and the header
-instead). Between the two, with eval.recital_weight > 0, the model checks the source it named
-against the question by what it recites from every source it knows (`check`, src/verify.py).
+The model answers in the format it learned (src/qa_format.py, which shows the layout): after
+<|answer|>, the header of its source, "Tiger (Diet):", then the text. So answering is two steps
+(`answer`): name the source, choosing only among the real ones (SourceTrie), then recite the
+text the model learned after that header, from the header alone, exactly as it learned it
+(recitation, as in Sun et al. 2023, "Recitation-Augmented Language Models"; a model trained
+with train.recitation false continues after the question and the header instead). Between the
+two, with eval.recital_weight > 0, the model checks the source it named against the question
+by what it recites from every source it knows (`check`, src/verify.py).
 Its confidence is the probability of the source it named (checked: the square root of its
 article's, times the share of the question its recitation covers; with a calibration, the
 probability that the answer is right, learned on validation questions: src/calibrate.py):
-too low, and it declines. Shared by train, eval and ask.
+too low, and it declines. Shared by recite, calibrate, eval, ask and explain.
 """
 
 from __future__ import annotations
@@ -32,10 +27,8 @@ import torch
 
 from src import utils, verify
 from src.model import MiniTransformer, ModelConfig, sample_next
-from src.tokenizer import ANSWER, QUESTION, Tokenizer
-from src.tokenizer import END_OF_TEXT as END
-
-Example = tuple[list[int], list[int]]  # (token ids, loss mask)
+from src.qa_format import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, END, encode_prompt, source_title
+from src.tokenizer import ANSWER, Tokenizer
 
 
 def answer_settings(params_path: str | Path) -> tuple[int, float, float]:
@@ -49,71 +42,6 @@ def answer_settings(params_path: str | Path) -> tuple[int, float, float]:
     )
 
 
-def source_header(title: str, heading: str) -> str:
-    """The header naming an article section, the start of its training text and of an answer.
-
-    >>> source_header("Tiger", "Diet")
-    'Tiger (Diet):'
-    """
-    return f"{title} ({heading}):"
-
-
-def source_title(source: str) -> str:
-    """The article a source header names.
-
-    >>> source_title("Mercury (planet) (Orbit):")
-    'Mercury (planet)'
-    """
-    return source.rsplit(" (", 1)[0]
-
-
-def split_source(reply: str) -> tuple[str, str]:
-    """Split a generated reply into (source header, answer); ("", reply) if it names no source.
-
-    >>> split_source("Mercury (planet) (Orbit): Mercury orbits the Sun.")
-    ('Mercury (planet) (Orbit):', 'Mercury orbits the Sun.')
-    """
-    source, colon, rest = reply.partition("):")
-    return (source + colon, rest.strip()) if colon else ("", reply.strip())
-
-
-def encode_prompt(tokenizer: Tokenizer, question: str) -> list[int]:
-    """Token ids of the prompt: the model continues it with the answer."""
-    return (
-        [tokenizer.special_id(QUESTION)]
-        + tokenizer.encode(" " + utils.normalize_question(question))
-        + [tokenizer.special_id(ANSWER)]
-    )
-
-
-def encode_example(tokenizer: Tokenizer, question: str, source: str, answer: str) -> Example:
-    """(ids, loss_mask): the mask is 1 on the source, the answer and the end token, 0 on the prompt."""
-    prompt = encode_prompt(tokenizer, question)
-    target = tokenizer.encode(source) + tokenizer.encode(" " + answer.strip()) + [tokenizer.special_id(END)]
-    return prompt + target, [0] * len(prompt) + [1] * len(target)
-
-
-def encode_pairs(tokenizer: Tokenizer, pairs: list[dict], max_len: int) -> list[Example]:
-    """encode_example for each Q&A record, cut to max_len tokens (the context plus one)."""
-    examples = [encode_example(tokenizer, p["question"], source_header(p["title"], p["section"]), p["answer"]) for p in pairs]
-    return [(ids[:max_len], mask[:max_len]) for ids, mask in examples]
-
-
-def to_batch(examples: list[Example], pad_id: int, device: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Pad a list of examples into (inputs, targets, loss mask), each (B, T)."""
-    width = max(len(ids) for ids, _ in examples) - 1
-    inputs = torch.full((len(examples), width), pad_id, dtype=torch.long)
-    targets = torch.full((len(examples), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(examples), width))
-    for row, (ids, loss_mask) in enumerate(examples):
-        n = len(ids) - 1
-        inputs[row, :n] = torch.tensor(ids[:-1])
-        targets[row, :n] = torch.tensor(ids[1:])
-        mask[row, :n] = torch.tensor(loss_mask[1:], dtype=torch.float)
-    return inputs.to(device), targets.to(device), mask.to(device)
-
-
-CHECKPOINT_FORMAT, CHECKPOINT_VERSION = "minillm-checkpoint", 2  # version 1 stored the tokenizer's path
 CHECKPOINT_TYPES = {"model": dict, "config": dict, "tokenizer": str, "sources": list}  # what load_model reads
 CONFIG_TYPES = {f.name: get_type_hints(ModelConfig)[f.name] for f in fields(ModelConfig)}
 CONFIG_ADDED = {"positions": "rotary", "recitation": True}  # what checkpoints written before these keys were

@@ -5,7 +5,7 @@
 One shuffled stream mixes two kinds of example:
   - article passages (made by generate), "Jupiter (Orbit): Jupiter orbits the Sun ...", with
     loss on every token;
-  - training Q&A pairs in the format of qa.py, cut a few tokens after their source header,
+  - training Q&A pairs in the format of qa_format.py, cut a few tokens after their source header,
     with loss on the header and those tokens: "<|question|> What does the tiger eat?
     <|answer|>Tiger (Diet): Tigers are carnivores that".
 Seeing each fact in the articles AND seeing how questions map to article sections is what
@@ -49,7 +49,7 @@ from tqdm import tqdm
 
 from src import distributed, utils
 from src.model import MiniTransformer, ModelConfig
-from src.qa import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, END, Example, encode_pairs, encode_prompt, source_header
+from src.qa_format import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, END, Example, encode_pairs, encode_prompt, source_header
 from src.tokenizer import Tokenizer
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]  # (inputs, targets, loss mask, segments), each (B, T)
@@ -423,7 +423,7 @@ def save_checkpoint(
 ) -> None:
     """Weights, config, the tokenizer's saved text (so the checkpoint works anywhere on its own),
     and the names of the sources the model learned (not their text): an answer may only name
-    one of these (qa.py, which checks all of it on loading)."""
+    one of these (qa.load_model, which checks all of it on loading)."""
     sources = [source_header(p["title"], p["section"]) for p in passages]
     state = {
         "format": CHECKPOINT_FORMAT,
@@ -467,7 +467,8 @@ def open_live(directory: Path) -> Live:
 
 # ---------------------------------------------------------------- resuming
 
-CODE = ("train.py", "distributed.py", "model.py", "qa.py", "tokenizer.py", "utils.py")  # this stage's code, as dvc.yaml lists it
+# this stage's code, as dvc.yaml lists it
+CODE = ("train.py", "distributed.py", "model.py", "qa_format.py", "tokenizer.py", "utils.py")
 
 
 def resume_path(args: argparse.Namespace) -> Path:

@@ -49,10 +49,25 @@ TIME = re.compile(
     re.IGNORECASE,
 )
 WHO_QUESTION = re.compile(r"^\W*(who|whose)\b", re.IGNORECASE)
+UNITS = {  # a measure a question asks for ("how tall"), the units a text that gives it uses
+    "length": (
+        r"\bhow (tall|high|deep|far|wide|thick)\b|\bwhat (height|depth|distance)\b",
+        r"\b(metres?|meters?|kilometres?|kilometers?|km|miles?|feet|foot|ft|centimetres?|cm|millimetres?|mm"
+        r"|micrometres?|inch(es)?|light-years?|astronomical units?|AU)\b",
+    ),
+    "temperature": (r"\bhow (hot|cold|warm)\b|\bwhat temperature\b", r"°|\b(degrees?|kelvin|Celsius|Fahrenheit)\b"),
+    "mass": (r"\bhow heavy\b|\bweigh\b", r"\b(kg|kilograms?|tonnes?|tons?|grams?|pounds?|mass(es)?)\b"),
+    "speed": (r"\bhow fast\b|\bwhat speed\b", r"\bper (hour|minute|second)\b|\b(km/h|mph|km/s)\b|\b(an|a) hour\b"),
+    "duration": (
+        r"\bhow old\b|\bhow long (does|do|did|can|will)\b.*\b(live|last|take|survive|stay)",
+        r"\b(seconds?|minutes?|hours?|days?|weeks?|months?|years?|decades?|centur(y|ies))\b",
+    ),
+}
 ANSWER_TYPES = [  # a question that asks for..., what a text that answers it must hold
     (NUMBER_QUESTION, NUMBER),
     (PERCENT_QUESTION, PERCENT),
     (TIME_QUESTION, TIME),
+    *[(re.compile(asks, re.IGNORECASE), re.compile(unit, re.IGNORECASE)) for asks, unit in UNITS.values()],
 ]
 SUFFIXES = ("est", "ing", "ed", "es", "er", "e", "s")  # longest first
 
@@ -83,13 +98,19 @@ def content_words(text: str) -> set[str]:
 
 def fits_answer_type(question: str, text: str) -> bool:
     """False where the text can't hold the kind of answer the question asks for, however many
-    of its words it shares: no number for "how many", "how tall" or "when was"; no per cent
-    or fraction for "what percentage"; no date, season or span of years for "when"; and for
-    "who", no name (a capitalised word after the text's first) that the question lacks.
+    of its words it shares: no number for "how many", "how tall" or "when was"; no unit of the
+    measure asked for ("how tall": metres, feet...; "how hot": degrees; "how long does it
+    live": days, years...: UNITS); no per cent or fraction for "what percentage"; no date,
+    season or span of years for "when"; and for "who", no name (a capitalised word after the
+    text's first) that the question lacks.
 
     >>> fits_answer_type("How tall is a giraffe?", "Giraffes eat leaves of acacia trees.")
     False
     >>> fits_answer_type("How tall is a giraffe?", "Giraffes stand 5 to 6 metres tall.")
+    True
+    >>> fits_answer_type("How tall is Everest?", "Everest is a huge three-sided pyramid.")
+    False
+    >>> fits_answer_type("How long does a red blood cell live?", "It circulates for 120 days.")
     True
     >>> fits_answer_type("What do giraffes eat?", "Giraffes eat leaves of acacia trees.")
     True

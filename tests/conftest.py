@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from src import qa, utils
+from src import qa_format, utils
 from src.tokenizer import Tokenizer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -233,7 +233,7 @@ def passages() -> list[dict]:
 
 def headers() -> list[str]:
     """The source headers of all passages, in passages.jsonl order (the checkpoint's 'sources')."""
-    return [qa.source_header(p["title"], p["section"]) for p in passages()]
+    return [qa_format.source_header(p["title"], p["section"]) for p in passages()]
 
 
 def qa_pairs(which: int) -> list[dict]:

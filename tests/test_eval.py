@@ -30,7 +30,7 @@ from conftest import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from src import baselines, calibrate, qa, utils, verify
+from src import baselines, calibrate, qa, qa_format, utils, verify
 from src import evaluate as eval_stage
 from src.model import MiniTransformer, ModelConfig
 from src.recite import recitations_beside
@@ -136,7 +136,7 @@ def header_logprob(model, tokenizer, trie: qa.SourceTrie, question: str, source:
     """By hand, with one full forward pass (no KV cache) in the precision answering uses: the
     sum over the header's tokens of log p(token) renormalised over the tokens the trie allows
     at that point."""
-    prompt, tokens = qa.encode_prompt(tokenizer, question), tokenizer.encode(source)
+    prompt, tokens = qa_format.encode_prompt(tokenizer, question), tokenizer.encode(source)
     with qa.precision(model):
         logprobs = model(torch.tensor([prompt + tokens[:-1]]))[0].float().log_softmax(-1)
     node, total = trie.root, 0.0
@@ -368,7 +368,7 @@ def test_batched_answers_are_the_one_at_a_time_answers(loaded):
         "How many moons orbit Jupiter?",
         "In which forests and grasslands do tigers live?",
     ]
-    lengths = [len(qa.encode_prompt(tokenizer, q)) for q in questions]
+    lengths = [len(qa_format.encode_prompt(tokenizer, q)) for q in questions]
     # prompts of many lengths, some shared, padded together in one batch or paired in batches of two
     assert len(set(lengths)) >= 6 and max(map(lengths.count, lengths)) >= 2
     for weight in (0.0, RECITAL_WEIGHT):  # naming alone, and checked by recitation
@@ -388,7 +388,7 @@ def test_confidence_is_the_product_of_renormalised_header_token_probabilities(lo
     question = "What does the tiger eat?"
     (reply,) = qa.answer(model, tokenizer, trie, [question], MAX_NEW_TOKENS)
     # greedy by hand: at each step the allowed token with the highest renormalised probability
-    prompt, node, chosen, total = qa.encode_prompt(tokenizer, question), trie.root, [], 0.0
+    prompt, node, chosen, total = qa_format.encode_prompt(tokenizer, question), trie.root, [], 0.0
     with torch.no_grad():
         while None not in node:
             with qa.precision(model):
@@ -462,8 +462,8 @@ def test_check_picks_among_the_named_and_the_best_covered_article_by_score(loade
     for question, reply, group in zip(questions, named, groups):
         best_covered = max(headers(), key=lambda h: recited.coverage(question, h)[0])  # the first on a tie
         assert recited.best_covered(question) == best_covered
-        articles = {qa.source_title(reply.source), qa.source_title(best_covered)}
-        assert {c.source for c in group} == {h for h in headers() if qa.source_title(h) in articles}
+        articles = {qa_format.source_title(reply.source), qa_format.source_title(best_covered)}
+        assert {c.source for c in group} == {h for h in headers() if qa_format.source_title(h) in articles}
         (plain,) = qa.answer(model, tokenizer, trie, [question], MAX_NEW_TOKENS)  # named, not checked
         assert plain.source == reply.source and memory[reply.source] == plain.text  # the greedy recitation
         assert [(c.coverage, c.sentence_coverage, c.fits_answer_type) for c in group] == [
@@ -475,7 +475,9 @@ def test_check_picks_among_the_named_and_the_best_covered_article_by_score(loade
         for weight in (0.0, 1.0, 1e6):
             (checked,) = qa.check(model, tokenizer, trie, [question], weight, memory, MAX_NEW_TOKENS)
             best = max(group, key=lambda c: score_by_hand(c, weight))
-            article = sum(math.exp(c.logprob) for c in group if qa.source_title(c.source) == qa.source_title(best.source))
+            article = sum(
+                math.exp(c.logprob) for c in group if qa_format.source_title(c.source) == qa_format.source_title(best.source)
+            )
             assert checked.source == best.source
             assert checked.confidence == pytest.approx(math.sqrt(min(1.0, article)) * best.coverage, abs=1e-6)
             others = [c for c in group if verify.section_of(c.source) != verify.section_of(best.source)]
@@ -585,7 +587,7 @@ def test_eval_test_answers_and_scores_are_the_models(evaluated, loaded):
     ]
     assert [(r["source"], r["generated"]) for r in rows] == [(r.source, r.text) for r in replies]
     assert [r["confidence"] for r in rows] == pytest.approx([round(r.confidence, 4) for r in replies], abs=1e-4)
-    assert [r["reference_source"] for r in rows] == [qa.source_header(p["title"], p["section"]) for p in test]
+    assert [r["reference_source"] for r in rows] == [qa_format.source_header(p["title"], p["section"]) for p in test]
     right = [r["source"] == r["reference_source"] for r in rows]
     assert metrics["model"]["source_accuracy"] == round(sum(right) / len(right), 4)
     assert metrics["model"]["declined"] == declined(replies)
@@ -599,10 +601,10 @@ def test_eval_test_answers_and_scores_are_the_models(evaluated, loaded):
     # header alone (the context the text is recited in), the header excluded, cut to the context
     total, count = 0.0, 0
     max_len = model.config.max_seq_len + 1
-    end = tokenizer.special_id(qa.END)
+    end = tokenizer.special_id(qa_format.END)
     with torch.no_grad():
         for p in test:
-            header = tokenizer.encode(qa.source_header(p["title"], p["section"]))
+            header = tokenizer.encode(qa_format.source_header(p["title"], p["section"]))
             ids = (header + tokenizer.encode(" " + p["answer"]) + [end])[:max_len]
             mask = ([0] * len(header) + [1] * len(ids))[: len(ids)]
             logits = model(torch.tensor([ids[:-1]]))[0]

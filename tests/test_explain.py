@@ -12,7 +12,7 @@ import pytest
 import torch
 from conftest import ENV, REPO, headers, passages
 
-from src import qa
+from src import qa_format
 from src.model import MiniTransformer, ModelConfig
 
 QUESTION = "What does the tiger eat?"
@@ -46,7 +46,7 @@ def test_prints_the_question_as_the_tokenizer_splits_it(explained, tok):
     stdout = explained[0]
     table = stdout.split("\n\n", 1)[0].splitlines()[2:]
     ids = [int(line.split()[1]) for line in table]
-    assert ids == qa.encode_prompt(tok, QUESTION)
+    assert ids == qa_format.encode_prompt(tok, QUESTION)
     assert "'<|question|>'" in table[0] and "'<|answer|>'" in table[-1]
     merged = [line for line in table if " = " in line]  # a merged token shows the two tokens it joins
     assert merged and all(int(line.split()[1]) >= 256 for line in merged)
@@ -81,13 +81,14 @@ def test_names_a_real_source_with_the_confidence_ask_uses(explained):
     assert rows and all(rows), block
     assert all(float(row.group(2)) >= float(row.group(1)) - 0.001 for row in rows)  # a section holds its parts
     shown = {row.group(7) + ":" for row in rows}
-    assert {h for h in headers() if qa.source_title(h) == qa.source_title(named)} <= shown
-    assert len({qa.source_title(h) for h in shown}) <= 2
-    assert shown == {h for h in headers() if qa.source_title(h) in {qa.source_title(s) for s in shown}}  # whole articles
+    assert {h for h in headers() if qa_format.source_title(h) == qa_format.source_title(named)} <= shown
+    shown_articles = {qa_format.source_title(s) for s in shown}
+    assert len(shown_articles) <= 2
+    assert shown == {h for h in headers() if qa_format.source_title(h) in shown_articles}  # whole articles
     scores = [float(row.group(6)) for row in rows]
     assert scores == sorted(scores, reverse=True) and rows[0].group(8)  # the best score is picked
     assert rows[0].group(7) == f"{article} ({section})"
-    article_probability = sum(float(row.group(1)) for row in rows if qa.source_title(row.group(7) + ":") == article)
+    article_probability = sum(float(row.group(1)) for row in rows if qa_format.source_title(row.group(7) + ":") == article)
     assert confidence == pytest.approx(math.sqrt(min(1.0, article_probability)) * int(rows[0].group(3)) / 100, abs=0.02)
     # The same answer ask.py gives: same source, same text.
     asked = subprocess.run(
@@ -99,7 +100,7 @@ def test_names_a_real_source_with_the_confidence_ask_uses(explained):
         env=ENV,
     )
     answer = re.search(r"Answer: (.*)", stdout).group(1)
-    assert asked.stdout.strip() == f"{qa.source_header(article, section)} {answer}"
+    assert asked.stdout.strip() == f"{qa_format.source_header(article, section)} {answer}"
 
 
 def png_size(data: bytes) -> tuple[int, int]:

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 import yaml
 from conftest import ENV, REPO, passages, qa_pairs, run_train, write_params
 
-from src import qa, train
+from src import qa, qa_format, train
 from src.model import MiniTransformer, ModelConfig
 
 SWITCHED = {  # name: (section, key, the value that is not the default)
@@ -109,7 +109,7 @@ def test_mask_prompt_decides_whether_the_questions_tokens_are_targets(tok):
     unmasked = train.build_examples([], pairs, tok, {**STREAM, "mask_prompt": False, "recitation": True}, 97)
     assert [ids for ids, _ in masked] == [ids for ids, _ in unmasked]
     for pair, (ids, mask), (_, all_ones) in zip(pairs, masked, unmasked):
-        prompt = qa.encode_prompt(tok, pair["question"])
+        prompt = qa_format.encode_prompt(tok, pair["question"])
         assert mask == [0] * len(prompt) + [1] * (len(ids) - len(prompt))
         assert all_ones == [1] * len(ids)
 
@@ -118,7 +118,7 @@ def question_loss(model: MiniTransformer, tokenizer, questions: list[str]) -> fl
     """Mean cross-entropy of predicting each question's own tokens (and <|answer|>) from its start."""
     losses = []
     for question in questions:
-        ids = torch.tensor([qa.encode_prompt(tokenizer, question)])
+        ids = torch.tensor([qa_format.encode_prompt(tokenizer, question)])
         losses.append(F.cross_entropy(model(ids[:, :-1])[0], ids[0, 1:]).item())
     return sum(losses) / len(losses)
 
@@ -146,8 +146,8 @@ def test_without_recitation_qa_pairs_are_learned_whole(tok):
     cut = train.build_examples([], pairs, tok, {**STREAM, "mask_prompt": True, "recitation": True}, 200)
     whole = train.build_examples([], pairs, tok, {**STREAM, "mask_prompt": True, "recitation": False}, 200)
     assert cut == [train.route_example(tok, pair, 200, 4) for pair in pairs]
-    assert whole == qa.encode_pairs(tok, pairs, 200)
-    assert all(ids[-1] == tok.special_id(qa.END) and len(ids) > len(short) for (ids, _), (short, _) in zip(whole, cut))
+    assert whole == qa_format.encode_pairs(tok, pairs, 200)
+    assert all(ids[-1] == tok.special_id(qa_format.END) and len(ids) > len(short) for (ids, _), (short, _) in zip(whole, cut))
 
 
 @pytest.mark.parametrize("recitation", [True, False])
@@ -157,13 +157,13 @@ def test_answers_continue_after_the_header_alone_or_after_question_and_header(to
     torch.manual_seed(0)
     config = ModelConfig(vocab_size=tok.vocab_size, max_seq_len=96, emb_dim=32, num_layers=1, num_heads=2, recitation=recitation)
     model = MiniTransformer(config).eval()
-    trie = qa.SourceTrie(tok, [qa.source_header(p["title"], p["section"]) for p in passages()])
+    trie = qa.SourceTrie(tok, [qa_format.source_header(p["title"], p["section"]) for p in passages()])
     questions = [p["question"] for p in qa_pairs(0)]
     for question, reply in zip(questions, qa.answer(model, tok, trie, questions, 20)):
         header = trie.ids[reply.source]
         context = header if recitation else trie.prompt(tok, question, 96) + header
         with qa.precision(model):  # as answering runs
-            expected = model.generate(context, 20, stop_id=tok.special_id(qa.END))
+            expected = model.generate(context, 20, stop_id=tok.special_id(qa_format.END))
         assert reply.text == tok.decode(expected).strip()
     by_source: dict[str, set[str]] = {}
     for reply in qa.answer(model, tok, trie, questions, 20):

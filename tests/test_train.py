@@ -20,8 +20,9 @@ from conftest import headers, passages, qa_pairs, run_train, tiny_tokenizer, wri
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from src import qa, train, utils
+from src import qa, qa_format, train, utils
 from src.model import ModelConfig
+from src.tokenizer import ANSWER, QUESTION
 
 # ---------------------------------------------------------------- masked_loss
 
@@ -93,31 +94,31 @@ def test_lr_cosine_decays_to_min_lr_and_is_monotonic_after_warmup():
 
 def test_encode_example_masks_the_prompt_and_trains_on_source_answer_and_end(tok):
     question, answer = "What does the tiger eat?", "Tigers are carnivores. They hunt deer."
-    ids, mask = qa.encode_example(tok, question, "Tiger (Diet):", answer)
+    ids, mask = qa_format.encode_example(tok, question, "Tiger (Diet):", answer)
     # The model reads the question normalized: lower case, no punctuation, single spaces.
     q_ids, s_ids, a_ids = tok.encode(" what does the tiger eat"), tok.encode("Tiger (Diet):"), tok.encode(" " + answer)
-    prompt = [tok.special_id(qa.QUESTION)] + q_ids + [tok.special_id(qa.ANSWER)]
-    assert qa.encode_prompt(tok, "  WHAT does the Tiger eat?? ") == prompt
-    assert ids == prompt + s_ids + a_ids + [tok.special_id(qa.END)]
+    prompt = [tok.special_id(QUESTION)] + q_ids + [tok.special_id(ANSWER)]
+    assert qa_format.encode_prompt(tok, "  WHAT does the Tiger eat?? ") == prompt
+    assert ids == prompt + s_ids + a_ids + [tok.special_id(qa_format.END)]
     assert mask == [0] * len(prompt) + [1] * (len(s_ids) + len(a_ids) + 1)
     assert tok.decode(ids) == f"<|question|> what does the tiger eat<|answer|>Tiger (Diet): {answer}<|endoftext|>"
 
 
 def test_split_source_separates_the_header_from_the_answer():
-    assert qa.split_source("Tiger (Diet): Tigers hunt deer (and pigs): mostly.") == (
+    assert qa_format.split_source("Tiger (Diet): Tigers hunt deer (and pigs): mostly.") == (
         "Tiger (Diet):",
         "Tigers hunt deer (and pigs): mostly.",
     )
-    assert qa.split_source(" Tigers hunt deer. ") == ("", "Tigers hunt deer.")
-    header = qa.source_header("Mercury (planet)", "Orbit")
-    assert qa.split_source(f"{header} It is fast.") == (header, "It is fast.")
+    assert qa_format.split_source(" Tigers hunt deer. ") == ("", "Tigers hunt deer.")
+    header = qa_format.source_header("Mercury (planet)", "Orbit")
+    assert qa_format.split_source(f"{header} It is fast.") == (header, "It is fast.")
 
 
 def test_to_batch_shifts_targets_and_pads(tok):
-    short = qa.encode_example(tok, "Why?", "A (B):", "Because.")
-    long_ = qa.encode_example(tok, "What is Mars?", "Mars (Lead):", "A planet. It is red.")
-    pad = tok.special_id(qa.END)
-    inputs, targets, mask = qa.to_batch([short, long_], pad, "cpu")
+    short = qa_format.encode_example(tok, "Why?", "A (B):", "Because.")
+    long_ = qa_format.encode_example(tok, "What is Mars?", "Mars (Lead):", "A planet. It is red.")
+    pad = tok.special_id(qa_format.END)
+    inputs, targets, mask = qa_format.to_batch([short, long_], pad, "cpu")
     assert inputs.shape == targets.shape == mask.shape == (2, len(long_[0]) - 1)
     assert inputs[1].tolist() == long_[0][:-1] and targets[1].tolist() == long_[0][1:]
     assert mask[1].tolist() == long_[1][1:]
@@ -137,14 +138,14 @@ def test_pack_rows_puts_every_example_once_in_order_within_the_width(lengths, wi
 
 
 def test_packed_batch_holds_each_example_as_to_batch_would(tok):
-    examples = [qa.encode_example(tok, q, "A (B):", "Because it is.") for q in ("Why?", "What is Mars?", "How?")]
-    pad = tok.special_id(qa.END)
+    examples = [qa_format.encode_example(tok, q, "A (B):", "Because it is.") for q in ("Why?", "What is Mars?", "How?")]
+    pad = tok.special_id(qa_format.END)
     width = len(examples[0][0]) + len(examples[1][0])  # room for the first two and 2 padding tokens
     inputs, targets, mask, segments = train.packed_batch([examples[:2], examples[2:]], width, pad, "cpu")
     assert inputs.shape == targets.shape == mask.shape == segments.shape == (2, width)
     start = 0
     for segment, example in enumerate(examples[:2]):
-        alone_inputs, alone_targets, alone_mask = qa.to_batch([example], pad, "cpu")
+        alone_inputs, alone_targets, alone_mask = qa_format.to_batch([example], pad, "cpu")
         end = start + alone_inputs.shape[1]
         assert inputs[0, start:end].tolist() == alone_inputs[0].tolist()
         assert targets[0, start:end].tolist() == alone_targets[0].tolist()
@@ -160,9 +161,11 @@ def test_a_packed_batch_gives_the_loss_of_the_same_examples_padded(tok):
 
     torch.manual_seed(0)
     model = MiniTransformer(ModelConfig(vocab_size=tok.vocab_size, max_seq_len=128, emb_dim=32, num_layers=2, num_heads=2))
-    examples = [qa.encode_example(tok, q, "Tiger (Diet):", "Tigers hunt.") for q in ("Why?", "What do tigers eat?", "Food?")]
-    pad = tok.special_id(qa.END)
-    inputs, targets, mask = qa.to_batch(examples, pad, "cpu")
+    examples = [
+        qa_format.encode_example(tok, q, "Tiger (Diet):", "Tigers hunt.") for q in ("Why?", "What do tigers eat?", "Food?")
+    ]
+    pad = tok.special_id(qa_format.END)
+    inputs, targets, mask = qa_format.to_batch(examples, pad, "cpu")
     padded = train.masked_loss(model(inputs), targets, mask)
     inputs, targets, mask, segments = train.packed_batch(train.pack(examples, 128), 128, pad, "cpu")
     assert inputs.shape[0] < len(examples)  # some share a row
@@ -178,8 +181,10 @@ def test_batch_loss_computing_logits_only_where_learned_equals_masked_loss(tok):
 
     torch.manual_seed(0)
     model = MiniTransformer(ModelConfig(vocab_size=tok.vocab_size, max_seq_len=64, emb_dim=32, num_layers=2, num_heads=2))
-    examples = [qa.encode_example(tok, q, "Tiger (Diet):", "Tigers hunt.") for q in ("Why?", "What do tigers eat?", "Food?")]
-    batch = train.packed_batch(train.pack(examples, 64), 64, tok.special_id(qa.END), "cpu")
+    examples = [
+        qa_format.encode_example(tok, q, "Tiger (Diet):", "Tigers hunt.") for q in ("Why?", "What do tigers eat?", "Food?")
+    ]
+    batch = train.packed_batch(train.pack(examples, 64), 64, tok.special_id(qa_format.END), "cpu")
     inputs, targets, mask, segments = batch
     assert 0 < mask.sum() < mask.numel()  # prompts and padding are left out
     plain = train.masked_loss(model(inputs, segments=segments), targets, mask)
@@ -208,7 +213,7 @@ def test_the_tiny_worlds_passages_are_what_generate_writes():
 def test_passage_example_is_header_text_and_end_with_loss_on_every_token(tok):
     passage = next(p for p in passages() if p["section"] == "Diet, part 2" and p["title"] == "Giraffe")
     ids, mask = train.passage_example(tok, passage, 200)
-    assert ids == tok.encode("Giraffe (Diet, part 2):") + tok.encode(" " + passage["text"]) + [tok.special_id(qa.END)]
+    assert ids == tok.encode("Giraffe (Diet, part 2):") + tok.encode(" " + passage["text"]) + [tok.special_id(qa_format.END)]
     assert mask == [1] * len(ids)
     assert tok.decode(ids) == "Giraffe (Diet, part 2): They drink water rarely.<|endoftext|>"
 
@@ -216,7 +221,7 @@ def test_passage_example_is_header_text_and_end_with_loss_on_every_token(tok):
 def test_passage_example_is_cut_to_max_len_with_the_end_token_last(tok):
     passage = passages()[1]
     full, _ = train.passage_example(tok, passage, 1000)
-    end = tok.special_id(qa.END)
+    end = tok.special_id(qa_format.END)
     assert end not in full[:-1] and full[-1] == end
     assert train.passage_example(tok, passage, len(full)) == (full, [1] * len(full))  # just fits: unchanged
     for max_len in (len(full) - 1, 12, 2):
@@ -233,9 +238,9 @@ def test_an_answers_target_is_its_passage_example_after_the_header(tok):
     for pair in qa_pairs(0) + qa_pairs(2):
         passage = by_source[(pair["title"], pair["section"])]
         example, _ = train.passage_example(tok, passage, 200)
-        ids, mask = qa.encode_pairs(tok, [pair], 200)[0]
+        ids, mask = qa_format.encode_pairs(tok, [pair], 200)[0]
         target = ids[mask.index(1) :]
-        header = tok.encode(qa.source_header(pair["title"], pair["section"]))
+        header = tok.encode(qa_format.source_header(pair["title"], pair["section"]))
         assert target[: len(header)] == example[: len(header)] == header
         assert target[len(header) :] == example[len(header) :]
 
@@ -260,20 +265,20 @@ def test_build_examples_repeats_passages_and_pairs_as_the_params_say(tok):
 def test_index_examples_lead_each_sentence_of_a_passage_to_its_header(tok):
     """'<|question|> <a sentence, read as a question> <|answer|>Title (Section):', loss on the header only."""
     passage = passages()[0]
-    header = tok.encode(qa.source_header(passage["title"], passage["section"]))
+    header = tok.encode(qa_format.source_header(passage["title"], passage["section"]))
     sentences = utils.split_sentences(passage["text"])
     examples = train.index_examples(tok, passage, 200)
     assert len(examples) == len(sentences) >= 2
     for sentence, (ids, mask) in zip(sentences, examples):
-        prompt = qa.encode_prompt(tok, sentence)
+        prompt = qa_format.encode_prompt(tok, sentence)
         assert ids == prompt + header  # nothing of the text after the header
         assert mask == [0] * len(prompt) + [1] * len(header)
 
 
 def test_route_example_stops_a_few_tokens_after_the_header(tok):
     pair = qa_pairs(0)[0]
-    ((full_ids, full_mask),) = qa.encode_pairs(tok, [pair], 200)
-    header = tok.encode(qa.source_header(pair["title"], pair["section"]))
+    ((full_ids, full_mask),) = qa_format.encode_pairs(tok, [pair], 200)
+    header = tok.encode(qa_format.source_header(pair["title"], pair["section"]))
     for answer_tokens in (0, 3):
         ids, mask = train.route_example(tok, pair, 200, answer_tokens)
         start = full_mask.index(1)
@@ -390,9 +395,9 @@ def test_the_trained_model_recites_the_passages_of_its_training_questions(traine
     model, tokenizer, sources = qa.load_model(outputs["checkpoint"])
     pairs = qa_pairs(0)
     replies = qa.answer(model, tokenizer, qa.SourceTrie(tokenizer, sources), [p["question"] for p in pairs], 80)
-    text_of = {qa.source_header(p["title"], p["section"]): p["text"] for p in passages()}
+    text_of = {qa_format.source_header(p["title"], p["section"]): p["text"] for p in passages()}
     recited = [
-        r.source == qa.source_header(p["title"], p["section"]) and r.text == text_of[r.source]
+        r.source == qa_format.source_header(p["title"], p["section"]) and r.text == text_of[r.source]
         for r, p in zip(replies, pairs, strict=True)
     ]
     assert sum(recited) >= len(pairs) // 2, replies
