@@ -235,6 +235,7 @@ class MiniTransformer(nn.Module):
         positions: torch.Tensor | None = None,
         segments: torch.Tensor | None = None,
         only: torch.Tensor | None = None,
+        blocked: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """ids (B, T) -> logits (B, T, vocab_size); with `only`, a (B, T) boolean mask, the
         logits of those positions alone, (N, vocab_size): training needs no others.
@@ -244,7 +245,9 @@ class MiniTransformer(nn.Module):
         `positions` (T,) or (B, T) are the tokens' positions, by default the ones after the
         cached ones. `segments` (B, cached + T) keeps apart the examples that share a row
         (see blocked_positions); with learned positions, each of them then also counts its
-        positions from 0 by default (positions_within).
+        positions from 0 by default (positions_within). `blocked` (B, 1, T, cached + T) says
+        which keys each query must not see where the causal order and segments can't (a tree
+        of headers after one prompt, each token seeing only its own path: qa.tree_logprobs).
         """
         B, T = ids.shape
         past = cache[0][0].shape[2] if cache else 0  # positions already in the KV cache
@@ -254,7 +257,8 @@ class MiniTransformer(nn.Module):
             positions = torch.arange(past, past + T, device=ids.device)
         if int(positions.max()) >= self.config.max_seq_len:
             raise ValueError(f"position {int(positions.max())} is past max_seq_len={self.config.max_seq_len}")
-        blocked = blocked_positions(T, past + T, segments, ids.device)
+        if blocked is None:
+            blocked = blocked_positions(T, past + T, segments, ids.device)
         x, rotation = self.add_positions(self.tok_emb(ids), positions)
         x = self.drop(x)  # (B, T, C)
         for i, block in enumerate(self.blocks):

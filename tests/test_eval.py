@@ -417,6 +417,21 @@ def test_source_logprobs_are_the_header_logprobs_by_hand(loaded):
         assert scored == pytest.approx(by_hand, abs=1e-4)
 
 
+def test_a_header_tree_scores_each_header_as_source_logprobs_does_alone(loaded):
+    """tree_logprobs: one row per question, the headers' shared beginnings computed once."""
+    model, tokenizer, trie = loaded
+    questions = ("What does the tiger eat?", "Mars?", "How many moons orbit Jupiter?")
+    groups = [headers()[:5], headers()[3:9], headers()[:1]]
+    prompts = [trie.prompt(tokenizer, q, model.config.max_seq_len) for q in questions]
+    trees = [qa.HeaderTree.build(prompt, [trie.ids[s] for s in group]) for prompt, group in zip(prompts, groups)]
+    one_by_one = [prompt + trie.ids[s] for prompt, group in zip(prompts, groups) for s in group]
+    assert sum(len(tree) for tree in trees) < sum(len(sequence) for sequence in one_by_one)
+    alone = qa.source_logprobs(model, trie, one_by_one)
+    for batch_size in (64, 2):  # padded together, of many lengths
+        together = [lp for logprobs in qa.tree_logprobs(model, trie, trees, batch_size) for lp in logprobs]
+        assert together == pytest.approx(alone, abs=1e-4)
+
+
 def test_trie_logprobs_of_many_headers_at_once_are_each_ones_trie_logprob(loaded):
     model, _, trie = loaded
     header_ids = [trie.ids[source] for source in headers()] * 2
