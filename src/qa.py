@@ -492,15 +492,13 @@ def source_logprobs(model: MiniTransformer, trie: SourceTrie, sequences: list[li
 class HeaderTree:
     """One row that scores many headers after one prompt: the prompt, then every distinct
     beginning of the headers once ("Tiger (" for all of Tiger's sections), each token after
-    its parent, the token before it on its own path. A token sees only that path (`blocked`)
-    and sits at the position it would have right after the prompt, so each header gets
-    exactly the logits it would get alone, for a sixth of the tokens.
+    its parent, the token before it on its own path. A token sees only that path
+    (`off_path`) and sits at the position it would have right after the prompt, so each
+    header gets exactly the logits it would get alone, for a third of the tokens.
 
     >>> tree = HeaderTree.build([7, 8], [[1, 2], [1, 3]])
     >>> tree.ids, tree.positions, tree.parents, tree.rows
     ([7, 8, 1, 2, 3], [0, 1, 2, 3, 3], [-1, 0, 1, 2, 2], [[1, 2], [1, 2]])
-    >>> tree.blocked(5).int().tolist()[4]  # the 3 sees the prompt, its 1 and itself, not the 2
-    [0, 0, 0, 1, 0]
     """
 
     ids: list[int]
@@ -526,14 +524,22 @@ class HeaderTree:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def blocked(self, width: int) -> torch.Tensor:
-        """(width, width): True where a token must not see a key, anything off its own path
-        (itself and its ancestors); padding past the tree sees only itself."""
-        sees = torch.eye(width, dtype=torch.bool)
-        for token, parent in enumerate(self.parents):
-            if parent >= 0:
-                sees[token] |= sees[parent]
-        return ~sees
+
+def off_path(parents: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """(B, T, T) from HeaderTrees' parents and positions, (B, T), padded with -1 and 0: True
+    where a token must not see a key, anything but itself and its ancestors (padding sees
+    only itself). A token's position is its depth in the tree, so one step per depth, each
+    token taking its parent's path, covers every row of the batch at once.
+
+    >>> tree = HeaderTree.build([7, 8], [[1, 2], [1, 3]])
+    >>> off_path(torch.tensor([tree.parents]), torch.tensor([tree.positions]))[0, 4].int().tolist()
+    [0, 0, 0, 1, 0]
+    """
+    sees = torch.eye(parents.shape[1], dtype=torch.bool, device=parents.device).repeat(len(parents), 1, 1)
+    for depth in range(1, int(positions.max()) + 1):
+        rows, tokens = torch.nonzero((positions == depth) & (parents >= 0), as_tuple=True)
+        sees[rows, tokens] |= sees[rows, parents[rows, tokens]]
+    return ~sees
 
 
 @torch.no_grad()
@@ -548,7 +554,8 @@ def tree_logprobs(model: MiniTransformer, trie: SourceTrie, trees: list[HeaderTr
         width = max(len(tree) for tree in group)
         ids = torch.tensor([tree.ids + [0] * (width - len(tree)) for tree in group], device=device)
         positions = torch.tensor([tree.positions + [0] * (width - len(tree)) for tree in group], device=device)
-        blocked = torch.stack([tree.blocked(width) for tree in group])[:, None].to(device)
+        parents = torch.tensor([tree.parents + [-1] * (width - len(tree)) for tree in group], device=device)
+        blocked = off_path(parents, positions)[:, None]
         needed = torch.zeros_like(ids, dtype=torch.bool)  # the tokens whose logits predict a header token
         for row, tree in enumerate(group):
             needed[row, [token for rows in tree.rows for token in rows]] = True
