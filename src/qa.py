@@ -472,7 +472,9 @@ def name_sources(model: MiniTransformer, trie: SourceTrie, prompts: list[list[in
 @torch.no_grad()
 def source_logprobs(model: MiniTransformer, trie: SourceTrie, sequences: list[list[int]], batch_size: int = 64) -> list[float]:
     """log P(header | question) of each sequence of prompt + header, scored as name_sources
-    decodes: each header token's probability renormalised over the tokens the trie allows there."""
+    decodes: each header token's probability renormalised over the tokens the trie allows there.
+    The plain version, one row per header; `candidates` scores a question's headers together
+    (tree_logprobs, tested equal to this)."""
 
     def run(group: list[list[int]]) -> list[float]:
         width = max(len(s) for s in group)

@@ -8,8 +8,9 @@ and the model is trained to produce only the part after <|answer|> (the question
 train.mask_prompt false). The answer opens with its source, the same "Tiger (Diet):" header
 that starts that passage's text in training (train.passage_example). The checkpoint file's
 format is named here too: train writes it, qa.load_model reads it.
-This module is all that train shares with the answering code (qa.py, verify.py), so that
-changing how the model answers reruns recite, calibrate and eval, never training.
+
+Train imports this module, not the answering code (qa.py, verify.py), so that changing how
+the model answers reruns recite, calibrate and eval, never training.
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ from pathlib import Path
 SPLIT_PATTERN = r"""'(?i:[sdmt]|ll|ve|re)| ?[^\W\d_]+|\d{1,3}| ?(?:[^\s\w]|_)+|\s+(?!\S)|\s+"""
 FORMAT, VERSION = "minillm-bpe", 1
 
-# The project's special tokens, defined here only: the QA format (qa.py) and the tokenizer
+# The project's special tokens, defined here only: the QA format (qa_format.py) and the tokenizer
 # stage (train_tokenizer.py) use these names, so the strings cannot drift apart.
 END_OF_TEXT, QUESTION, ANSWER = "<|endoftext|>", "<|question|>", "<|answer|>"
 SPECIAL_TOKENS = (END_OF_TEXT, QUESTION, ANSWER)

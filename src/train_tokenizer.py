@@ -39,7 +39,7 @@ def main() -> None:
         raise utils.UserError(f"{params.where}: vocab_size must be at least {MIN_VOCAB_SIZE}, got {vocab_size}")
     texts = training_texts(Path(args.articles), Path(args.train))
     start = time.perf_counter()
-    tokenizer = Tokenizer.train(texts, vocab_size, SPECIAL_TOKENS)  # the special tokens qa.py uses
+    tokenizer = Tokenizer.train(texts, vocab_size, SPECIAL_TOKENS)  # the special tokens qa_format.py uses
     with utils.atomic_path(args.output) as tmp:
         tokenizer.save(tmp)
     n_chars = sum(len(t) for t in texts)

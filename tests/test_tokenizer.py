@@ -115,7 +115,7 @@ def test_compression_on_training_text() -> None:
 
 def test_special_tokens_get_ids_after_merges_and_cannot_be_injected() -> None:
     tok = trained()
-    assert SPECIAL_TOKENS == ("<|endoftext|>", "<|question|>", "<|answer|>")  # the strings qa.py relies on
+    assert SPECIAL_TOKENS == ("<|endoftext|>", "<|question|>", "<|answer|>")  # the strings qa_format.py relies on
     ids = [tok.special_id(s) for s in SPECIAL_TOKENS]
     assert ids == [256 + len(tok.merges) + k for k in range(3)]
     encoded = tok.encode("hi <|endoftext|><|answer|>")
