@@ -512,15 +512,18 @@ class HeaderTree:
     @classmethod
     def build(cls, prompt: list[int], headers: list[list[int]]) -> HeaderTree:
         tree = cls(list(prompt), list(range(len(prompt))), list(range(-1, len(prompt) - 1)), [], headers)
-        last_token = {(): len(prompt) - 1}  # a header's beginning -> the index of its last token
+        child: dict[tuple[int, int], int] = {}  # (a token's index, the next token) -> that token's index
         for header in headers:
-            for end in range(1, len(header) + 1):
-                if tuple(header[:end]) not in last_token:
-                    last_token[tuple(header[:end])] = len(tree.ids)
-                    tree.ids.append(header[end - 1])
-                    tree.positions.append(len(prompt) + end - 1)
-                    tree.parents.append(last_token[tuple(header[: end - 1])])
-        tree.rows = [[last_token[tuple(header[:end])] for end in range(len(header))] for header in headers]
+            node, rows = len(prompt) - 1, []
+            for depth, token in enumerate(header):
+                rows.append(node)
+                if (node, token) not in child:
+                    child[node, token] = len(tree.ids)
+                    tree.ids.append(token)
+                    tree.positions.append(len(prompt) + depth)
+                    tree.parents.append(node)
+                node = child[node, token]
+            tree.rows.append(rows)
         return tree
 
     def __len__(self) -> int:
@@ -558,15 +561,16 @@ def tree_logprobs(model: MiniTransformer, trie: SourceTrie, trees: list[HeaderTr
         positions = torch.tensor([tree.positions + [0] * (width - len(tree)) for tree in group], device=device)
         parents = torch.tensor([tree.parents + [-1] * (width - len(tree)) for tree in group], device=device)
         blocked = off_path(parents, positions)[:, None]
-        needed = torch.zeros_like(ids, dtype=torch.bool)  # the tokens whose logits predict a header token
-        for row, tree in enumerate(group):
-            needed[row, [token for rows in tree.rows for token in rows]] = True
+        predicting = [[token for rows in tree.rows for token in rows] for tree in group]  # the logits each header needs
+        needed = torch.zeros_like(ids, dtype=torch.bool)
+        for row, tokens in enumerate(predicting):
+            needed[row, tokens] = True
         with precision(model):
             logits = model(ids, positions=positions, blocked=blocked, only=needed).float()
         at = needed.flatten().cumsum(0) - 1  # where each (row, token)'s logits are in `logits`
         return [
-            trie_logprobs(trie, logits[at[[row * width + token for rows in tree.rows for token in rows]]], tree.headers)
-            for row, tree in enumerate(group)
+            trie_logprobs(trie, logits[at[[row * width + token for token in tokens]]], tree.headers)
+            for row, (tokens, tree) in enumerate(zip(predicting, group))
         ]
 
     return in_batches(trees, batch_size, run)
