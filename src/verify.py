@@ -69,6 +69,12 @@ ANSWER_TYPES = [  # a question that asks for..., what a text that answers it mus
     (TIME_QUESTION, TIME),
     *[(re.compile(asks, re.IGNORECASE), re.compile(unit, re.IGNORECASE)) for asks, unit in UNITS.values()],
 ]
+SUPERLATIVE = re.compile(r"\b(most|least|best|worst|[a-z]{2,}est)\b", re.IGNORECASE)  # "largest", "most moons"
+NOT_SUPERLATIVES = {  # words that end like one ("west", "rest" are too short to match)
+    "chest", "contest", "crest", "digest", "earnest", "everest", "forest", "guest", "harvest", "honest", "interest",
+    "invest", "midwest", "modest", "northwest", "priest", "protest", "quest", "rainforest", "request", "southwest",
+    "suggest", "tempest",
+}  # fmt: skip
 SUFFIXES = ("est", "ing", "ed", "es", "er", "e", "s")  # longest first
 
 
@@ -91,8 +97,10 @@ def content_words(text: str) -> set[str]:
 
     >>> sorted(content_words("What do the koalas of Australia eat?"))
     ['australia', 'eat', 'koala']
+    >>> sorted(content_words("How often does El Niño happen?"))
+    ['happen', 'niño']
     """
-    words = re.findall(r"[a-z0-9][a-z0-9-]*[a-z0-9]", text.lower())
+    words = re.findall(r"[^\W_][\w-]*[^\W_]", text.lower())  # letters of any alphabet: "El Niño", "Rhône"
     return {stem(w) for w in words if len(w) >= 3 and w not in utils.STOPWORDS}
 
 
@@ -101,8 +109,9 @@ def fits_answer_type(question: str, text: str) -> bool:
     of its words it shares: no number for "how many", "how tall" or "when was"; no unit of the
     measure asked for ("how tall": metres, feet...; "how hot": degrees; "how long does it
     live": days, years...: UNITS); no per cent or fraction for "what percentage"; no date,
-    season or span of years for "when"; and for "who", no name (a capitalised word after the
-    text's first) that the question lacks.
+    season or span of years for "when"; no superlative for a question with one ("the
+    warmest ocean": a sentence that only says an ocean is warm doesn't answer it); and for
+    "who", no name (a capitalised word after the text's first) that the question lacks.
 
     >>> fits_answer_type("How tall is a giraffe?", "Giraffes eat leaves of acacia trees.")
     False
@@ -118,10 +127,29 @@ def fits_answer_type(question: str, text: str) -> bool:
     True
     >>> fits_answer_type("Who discovered Uranus?", "Uranus is an ice giant with faint rings.")
     False
+    >>> fits_answer_type("What is the warmest ocean?", "The Atlantic carries warm water north.")
+    False
+    >>> fits_answer_type("What is the warmest ocean?", "The Indian Ocean is the warmest ocean.")
+    True
+    >>> fits_answer_type("Which planet has the most moons?", "Saturn has the most known moons.")
+    True
+    >>> fits_answer_type("What lives in the rainforest?", "Jaguars live in the Amazon.")
+    True
     """
     if WHO_QUESTION.search(question) and not names_someone_new(question, text):
         return False
+    if has_superlative(question) and not has_superlative(text):
+        return False
     return all(not asks.search(question) or holds.search(text) for asks, holds in ANSWER_TYPES)
+
+
+def has_superlative(text: str) -> bool:
+    """Whether the text has a superlative: "largest", "most", "best" (not "forest", "west").
+
+    >>> has_superlative("Which is the biggest?"), has_superlative("Wolves live in forests and the west.")
+    (True, False)
+    """
+    return any(word.lower() not in NOT_SUPERLATIVES for word in SUPERLATIVE.findall(text))
 
 
 def names_someone_new(question: str, text: str) -> bool:
