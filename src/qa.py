@@ -295,9 +295,10 @@ def candidates(
     batch_size: int = 64,
 ) -> list[list[Candidate]]:
     """Every section of two articles per question: the one its source names (`name`) and the
-    one whose recitation covers the question best, with the model's log-probability of each
-    and its recitation's coverage of the question. The model recites every source it knows
-    (into memory, once: a memory read from models/recitations.json already holds them)."""
+    one with the recited sentence that covers the question best, with the model's
+    log-probability of each and its recitation's coverage of the question. The model recites
+    every source it knows (into memory, once: a memory read from models/recitations.json
+    already holds them)."""
     recite_headers(model, tokenizer, trie, trie.sources, memory, max_new_tokens, batch_size)
     recited = verify.Recitations({source: memory[source] for source in trie.sources})
     named = name(model, tokenizer, trie, questions, batch_size)

@@ -10,7 +10,7 @@ rather than Retrieve"). It stays closed book: the only text read is what the mod
 recites, never the articles.
 
 The check reads every recitation: the candidates are the sections of the article the model
-named and of the article whose recitation covers the question best (the model often names
+named and of the article whose recited sentence covers the question best (the model often names
 a wrong article for a question that names no subject: "Which organ makes insulin?"). A
 source's score is the model's log-probability of it and of its section, plus recital_weight
 times the shares of the question's words that the recitation of its section covers and that
@@ -218,9 +218,10 @@ class Recitations:
             words = set().union(*(words for _, words in sentences))
             self.section_words[section_of(source)] = self.section_words.get(section_of(source), set()) | words
         self.sources = list(recitations)
-        self.holders: dict[str, list[int]] = {}  # word -> the sources (by index) whose section holds it
-        for index, source in enumerate(self.sources):
-            for word in self.section_words[section_of(source)]:
+        self.flat = [(index, words) for index, s in enumerate(self.sources) for _, words in self.sentences[s]]
+        self.holders: dict[str, list[int]] = {}  # word -> the sentences (by index into flat) that hold it
+        for index, (_, words) in enumerate(self.flat):
+            for word in words:
                 self.holders.setdefault(word, []).append(index)
         holding = Counter(word for sentences in self.sentences.values() for _, words in sentences for word in words)
         self.sentence_count = sum(len(sentences) for sentences in self.sentences.values())
@@ -231,8 +232,10 @@ class Recitations:
         return math.log((1 + self.sentence_count) / (1 + holding)) + 1
 
     def weighed(self, words: set[str]) -> float:
-        """The words' weights summed (a word no recitation holds weighs most: weight(0))."""
-        return sum(self.weights.get(word, self.weight(0)) for word in words)
+        """The words' weights summed (a word no recitation holds weighs most: weight(0)), in
+        sorted order: a set's order changes from process to process (string hashing), and so
+        would the sum's last bit, and with it which of two tied sentences wins."""
+        return sum(self.weights.get(word, self.weight(0)) for word in sorted(words))
 
     def coverage(self, question: str, source: str) -> tuple[float, float, bool]:
         """The share of the question's content words (by weight) that the source's section
@@ -249,12 +252,11 @@ class Recitations:
         return self.weighed(asked & self.section_words[section_of(source)]) / total, best, fits
 
     def best_covered(self, question: str) -> str:
-        """The source whose section covers the question best (the first such on a tie),
-        counted through `holders`, the sources of each word, rather than by comparing the
-        question with each of the 1,800 sections."""
-        shared: dict[int, float] = {}
-        for word in content_words(question):
-            for index in self.holders.get(word, ()):
-                shared[index] = shared.get(index, 0.0) + self.weights[word]
-        most = max(shared.values(), default=0.0)
-        return self.sources[min((i for i, n in shared.items() if n == most), default=0)]
+        """The source whose best sentence covers the question best (the first such on a tie):
+        an answer sits in one sentence, and a long section can gather the question's words
+        from sentences about other things. Only the sentences that hold one of its words
+        (`holders`) are compared, not all 4,700 recited sentences."""
+        asked = content_words(question)
+        holding = sorted({index for word in asked for index in self.holders.get(word, ())})
+        best = max(holding, key=lambda index: self.weighed(asked & self.flat[index][1]), default=None)
+        return self.sources[self.flat[best][0] if best is not None else 0]

@@ -459,7 +459,7 @@ def test_coverage_weighs_a_word_by_how_rare_it_is_among_the_recited_sentences():
     _, part_1, _ = recited.coverage(question, "Lion (Habitat):")
     _, part_2, _ = recited.coverage(question, "Lion (Habitat, part 2):")
     assert part_2 > part_1  # "asiatic" (in one sentence of four) outweighs "live" (in three)
-    assert recited.best_covered(question) == "Lion (Habitat):"  # the section, both parts, has all three
+    assert recited.best_covered(question) == "Lion (Habitat, part 2):"  # the best sentence, not the section
     # a word the model never recites weighs most: two of three words covered is less than 2/3
     section, sentence, _ = recited.coverage("Where do glorp lions live?", "Lion (Habitat):")
     assert section == sentence < 2 / 3
@@ -475,7 +475,7 @@ def test_check_picks_among_the_named_and_the_best_covered_article_by_score(loade
     assert set(memory) == set(headers())  # the model recited every source it knows
     recited = verify.Recitations(memory)
     for question, reply, group in zip(questions, named, groups):
-        best_covered = max(headers(), key=lambda h: recited.coverage(question, h)[0])  # the first on a tie
+        best_covered = max(headers(), key=lambda h: recited.coverage(question, h)[1])  # the first on a tie
         assert recited.best_covered(question) == best_covered
         articles = {qa_format.source_title(reply.source), qa_format.source_title(best_covered)}
         assert {c.source for c in group} == {h for h in headers() if qa_format.source_title(h) in articles}
