@@ -75,6 +75,10 @@ NOT_SUPERLATIVES = {  # words that end like one ("west", "rest" are too short to
     "invest", "midwest", "modest", "northwest", "priest", "protest", "quest", "rainforest", "request", "southwest",
     "suggest", "tempest",
 }  # fmt: skip
+TYPED_STOPWORDS = {  # "what's" is "what" and "s"; learners also type "whats", which stems to "what"
+    "whats", "hows", "wheres", "whens", "whos", "whys", "thats", "theres", "dont", "doesnt", "didnt", "isnt", "arent",
+    "wasnt", "werent", "cant", "wont", "youre", "ive",
+}  # fmt: skip
 SUFFIXES = ("est", "ing", "ed", "es", "er", "e", "s")  # longest first
 
 
@@ -99,9 +103,20 @@ def content_words(text: str) -> set[str]:
     ['australia', 'eat', 'koala']
     >>> sorted(content_words("How often does El Niño happen?"))
     ['happen', 'niño']
+    >>> sorted(content_words("whats the smallest bone"))
+    ['bon', 'small']
     """
-    words = re.findall(r"[^\W_][\w-]*[^\W_]", text.lower())  # letters of any alphabet: "El Niño", "Rhône"
-    return {stem(w) for w in words if len(w) >= 3 and w not in utils.STOPWORDS}
+    return {stem(w) for w in words_of(text) if is_content(w)}
+
+
+def words_of(text: str) -> list[str]:
+    """The text's words, lower-cased, in letters of any alphabet ("El Niño", "Rhône")."""
+    return re.findall(r"[^\W_][\w-]*[^\W_]", text.lower())
+
+
+def is_content(word: str) -> bool:
+    """Not a stopword (nor one typed without its apostrophe: "whats"), nor under three letters."""
+    return len(word) >= 3 and word not in utils.STOPWORDS and word not in TYPED_STOPWORDS
 
 
 def fits_answer_type(question: str, text: str) -> bool:
@@ -171,6 +186,12 @@ def sentence_words(source: str, text: str) -> list[tuple[str, set[str]]]:
     return [(sentence, header | content_words(sentence)) for sentence in sentences]
 
 
+def deletions(word: str) -> set[str]:
+    """The word with one letter left out, each way: two words one edit apart share one of
+    these, or one is the other's ("tombaugh" and "tombuagh" share "tombagh")."""
+    return {word[:i] + word[i + 1 :] for i in range(len(word))}
+
+
 def section_of(source: str) -> str:
     """The section a passage's header belongs to, its parts together (generate.py splits a
     long section into parts of 2-4 sentences).
@@ -223,6 +244,11 @@ class Recitations:
         for index, (_, words) in enumerate(self.flat):
             for word in words:
                 self.holders.setdefault(word, []).append(index)
+        self.spellings = Counter(word for source, text in recitations.items() for word in set(words_of(f"{source} {text}")))
+        self.one_deletion_from: dict[str, list[str]] = {}  # "tombagh" -> ["tombaugh"]: what `respelled` looks up
+        for word in self.spellings:
+            for key in deletions(word):
+                self.one_deletion_from.setdefault(key, []).append(word)
         holding = Counter(word for sentences in self.sentences.values() for _, words in sentences for word in words)
         self.sentence_count = sum(len(sentences) for sentences in self.sentences.values())
         self.weights = {word: self.weight(n) for word, n in holding.items()}
@@ -237,12 +263,32 @@ class Recitations:
         would the sum's last bit, and with it which of two tied sentences wins."""
         return sum(self.weights.get(word, self.weight(0)) for word in sorted(words))
 
+    def asked(self, question: str) -> set[str]:
+        """The question's content words, a misspelt one read as the recited word it stands for (`respelled`)."""
+        return {stem(self.respelled(w)) for w in words_of(question) if is_content(w)}
+
+    def respelled(self, word: str) -> str:
+        """A word of five letters or more that no recitation holds, as the recited word one
+        edit away (a letter left out, added or changed, or two swapped) that the most
+        passages hold: learners type "discoverd" and "temprature". The word itself where there
+        is none (or it is short: "rime" is one edit from "time", "rise" and "ride").
+
+        >>> recited = Recitations({"Pluto (History):": "Clyde Tombaugh discovered Pluto in 1930."})
+        >>> [recited.respelled(w) for w in ("discoverd", "pluto", "glorp", "tombuagh")]
+        ['discovered', 'pluto', 'glorp', 'tombaugh']
+        """
+        if word in self.spellings or len(word) < 5:
+            return word
+        keys = {word} | deletions(word)
+        near = {known for key in keys for known in self.one_deletion_from.get(key, ())} | (keys & self.spellings.keys())
+        return max(sorted(near), key=self.spellings.__getitem__, default=word)
+
     def coverage(self, question: str, source: str) -> tuple[float, float, bool]:
         """The share of the question's content words (by weight) that the source's section
         contains, the share its passage's best sentence contains, and whether a best sentence
         fits the answer type; (0.0, 0.0, False) for a question with none ("???", "what is
         it"): nothing in it can be checked, so nothing is answered."""
-        asked = content_words(question)
+        asked = self.asked(question)
         if not asked:
             return 0.0, 0.0, False
         total = self.weighed(asked)
@@ -256,7 +302,7 @@ class Recitations:
         an answer sits in one sentence, and a long section can gather the question's words
         from sentences about other things. Only the sentences that hold one of its words
         (`holders`) are compared, not all 4,700 recited sentences."""
-        asked = content_words(question)
+        asked = self.asked(question)
         holding = sorted({index for word in asked for index in self.holders.get(word, ())})
         best = max(holding, key=lambda index: self.weighed(asked & self.flat[index][1]), default=None)
         return self.sources[self.flat[best][0] if best is not None else 0]

@@ -464,6 +464,10 @@ def test_coverage_weighs_a_word_by_how_rare_it_is_among_the_recited_sentences():
     section, sentence, _ = recited.coverage("Where do glorp lions live?", "Lion (Habitat):")
     assert section == sentence < 2 / 3
     assert recited.coverage("Where do lions live?", "Lion (Habitat):")[:2] == (1.0, 1.0)
+    # a misspelt word counts as the recited word one edit away, a word of under five letters does not
+    misspelt = "Where do Asaitic lions live?"
+    assert recited.coverage(misspelt, "Lion (Habitat, part 2):") == recited.coverage(question, "Lion (Habitat, part 2):")
+    assert recited.coverage("Where do lions lve?", "Lion (Habitat):")[:2] < (1.0, 1.0)
 
 
 def test_check_picks_among_the_named_and_the_best_covered_article_by_score(loaded):
