@@ -75,7 +75,9 @@ NOT_SUPERLATIVES = {  # words that end like one ("west", "rest" are too short to
     "invest", "midwest", "modest", "northwest", "priest", "protest", "quest", "rainforest", "request", "southwest",
     "suggest", "tempest",
 }  # fmt: skip
-TYPED_STOPWORDS = {  # "what's" is "what" and "s"; learners also type "whats", which stems to "what"
+# "what's" is "what" and "s"; learners also type "whats", which stems to "what". Kept apart from
+# utils.STOPWORDS because the generator reads that list: adding to it would change the training data.
+TYPED_STOPWORDS = {
     "whats", "hows", "wheres", "whens", "whos", "whys", "thats", "theres", "dont", "doesnt", "didnt", "isnt", "arent",
     "wasnt", "werent", "cant", "wont", "youre", "ive",
 }  # fmt: skip
